@@ -1,0 +1,2 @@
+/// Version of the AdapterDrop library.
+public let adapterDropVersion = "0.1.0"
