@@ -134,14 +134,25 @@ typedef struct ck_workspace {
     size_t bytes;
 } ck_workspace;
 
-/** Bytes of workspace ck_gemm_f32 needs for these sizes (an upper bound valid for every ISA). */
+/** Bytes of workspace ck_gemm_f32 needs for these sizes (an upper bound valid for every ISA).
+ *  0 when m, n or k is 0 (then ws may be NULL) or when a size is negative. */
 size_t ck_gemm_workspace_size(int64_t m, int64_t n, int64_t k);
 
 /** C[m,n] = epilogue(alpha * op(A) op(B) + beta * C).
  *  op(A) is [m,k] (A stored [m,k] with lda >= k, or [k,m] with lda >= m when transa == CK_TRANS);
  *  op(B) is [k,n] (B stored [k,n] with ldb >= n, or [n,k] with ldb >= k when transb == CK_TRANS).
  *  k == 0 gives C = epilogue(beta*C). beta == 0 never reads C. m == 0 or n == 0 is a no-op.
- *  Pointers may be NULL only for empty operands. */
+ *  Pointers may be NULL only for empty operands. ws: see ck_gemm_workspace_size.
+ *
+ *  Arithmetic (every ISA and ck_gemm_f32_ref alike): for each element, one fp32 FMA chain
+ *      acc = (beta == 0 ? 0 : beta * C[i,j]);  for p = 0..k-1: acc = fma(alpha * A[i,p], B[p,j], acc)
+ *  then the epilogue. Hence:
+ *  Determinism: results are bitwise identical across ISAs (for activations computed exactly:
+ *  none, ReLU, leaky ReLU; the vectorized transcendental activations differ from the scalar ones by
+ *  a few ulps) and independent of cache block sizes. Computing a sub-block of rows or columns of C
+ *  with its own call (offset pointers, the same lds) gives bitwise the same values as one call for
+ *  the whole C, so callers may split M or N across threads freely.
+ *  The residual may be C itself (same pointer and ldc) when beta == 0. */
 ck_status ck_gemm_f32(const ck_workspace *ws, ck_trans transa, ck_trans transb,
                       int64_t m, int64_t n, int64_t k,
                       const float *a, int64_t lda, const float *b, int64_t ldb,
@@ -154,7 +165,10 @@ ck_status ck_gemm_f32_ref(const ck_workspace *ws, ck_trans transa, ck_trans tran
                           float *c, int64_t ldc,
                           float alpha, float beta, const ck_epilogue *epilogue);
 /** The same contract computed by the system CBLAS (cblas_sgemm) followed by a separate vectorized
- *  epilogue pass. ws may be NULL. */
+ *  epilogue pass (ck_bias_act_fwd_f32, then the residual add). The summation order is the
+ *  provider's (not bitwise equal to _ref). ws may be NULL, except when the residual shares memory
+ *  with C: then ws must hold m*n floats (64-byte aligned) or CK_ERR_WORKSPACE is returned.
+ *  Sizes and leading dimensions above INT_MAX return CK_ERR_BAD_SIZE (CBLAS takes int). */
 ck_status ck_gemm_f32_cblas(const ck_workspace *ws, ck_trans transa, ck_trans transb,
                             int64_t m, int64_t n, int64_t k,
                             const float *a, int64_t lda, const float *b, int64_t ldb,

@@ -1,22 +1,256 @@
-/* STUB: placeholder so the package builds; replaced by the real kernels. */
-#include "ckernels.h"
+/* GEMM entry points: argument checks, workspace sizing, ISA dispatch and the cache-blocking loops
+ * around the per-ISA micro-kernels (docs/kernels.md, "GEMM").
+ *
+ * Loop nest (BLIS order), for one ISA table {MR, NR, MC, KC, NC}:
+ *   for jc in N by NC:                       B block [KC x NC] packed once, reused for all of M
+ *     for pc in K by KC:
+ *       pack B[pc:pc+KC, jc:jc+NC]
+ *       for ic in M by MC:
+ *         pack alpha*A[ic:ic+MC, pc:pc+KC]
+ *         for jr in NC by NR: for ir in MC by MR: micro-kernel on the MR x NR tile
+ * The micro-kernel accumulates one FMA chain per element; between K blocks the running sum is
+ * stored to C and reloaded, so results are bitwise independent of every block size and of how the
+ * caller splits M or N across calls. */
+#include "internal/dispatch.h"
+#include "internal/gemm_internal.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Argument checks                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Extent in elements of a row-major [rows, cols] operand with leading dimension ld, or -1 on
+ * overflow. */
+static int64_t ck_extent(int64_t rows, int64_t cols, int64_t ld) {
+    if (rows == 0 || cols == 0) return 0;
+    int64_t e;
+    if (__builtin_mul_overflow(rows - 1, ld, &e) || __builtin_add_overflow(e, cols, &e)) return -1;
+    if (e > INT64_MAX / 8) return -1; /* keep byte offsets representable */
+    return e;
+}
+
+static ck_status ck_check_operand(const float *p, int64_t rows, int64_t cols, int64_t ld, int required) {
+    if (ld < 0) return CK_ERR_BAD_LD;
+    if (rows == 0 || cols == 0) return CK_OK;
+    if (required && p == NULL) return CK_ERR_NULL_POINTER;
+    if (ld < cols) return CK_ERR_BAD_LD;
+    if (ck_extent(rows, cols, ld) < 0) return CK_ERR_BAD_SIZE;
+    return CK_OK;
+}
+
+ck_status ck_gemm_check_args(ck_trans transa, ck_trans transb, int64_t m, int64_t n, int64_t k,
+                             const float *a, int64_t lda, const float *b, int64_t ldb,
+                             const float *c, int64_t ldc, const ck_epilogue *ep) {
+    if ((transa != CK_NO_TRANS && transa != CK_TRANS) || (transb != CK_NO_TRANS && transb != CK_TRANS))
+        return CK_ERR_BAD_ARG;
+    if (ep != NULL && ((int)ep->act < (int)CK_ACT_NONE || (int)ep->act > (int)CK_ACT_LEAKY_RELU))
+        return CK_ERR_BAD_ARG;
+    if (m < 0 || n < 0 || k < 0) return CK_ERR_BAD_SIZE;
+    /* NULL pointers first (all of them), then leading dimensions. */
+    if (m > 0 && k > 0 && a == NULL) return CK_ERR_NULL_POINTER;
+    if (k > 0 && n > 0 && b == NULL) return CK_ERR_NULL_POINTER;
+    if (m > 0 && n > 0 && c == NULL) return CK_ERR_NULL_POINTER;
+    ck_status st;
+    if (transa == CK_NO_TRANS) st = ck_check_operand(a, m, k, lda, 1);
+    else st = ck_check_operand(a, k, m, lda, 1);
+    if (st != CK_OK) return st;
+    if (transb == CK_NO_TRANS) st = ck_check_operand(b, k, n, ldb, 1);
+    else st = ck_check_operand(b, n, k, ldb, 1);
+    if (st != CK_OK) return st;
+    if ((st = ck_check_operand(c, m, n, ldc, 1)) != CK_OK) return st;
+    if (ep != NULL && ep->residual != NULL &&
+        (st = ck_check_operand(ep->residual, m, n, ep->ld_residual, 0)) != CK_OK)
+        return st;
+    if (ep != NULL && ep->preact != NULL &&
+        (st = ck_check_operand(ep->preact, m, n, ep->ld_preact, 0)) != CK_OK)
+        return st;
+    return CK_OK;
+}
+
+int ck_gemm_residual_overlaps_c(int64_t m, int64_t n, const float *c, int64_t ldc,
+                                const ck_epilogue *ep) {
+    if (ep == NULL || ep->residual == NULL || m == 0 || n == 0) return 0;
+    const uintptr_t c0 = (uintptr_t)c, c1 = c0 + (uintptr_t)ck_extent(m, n, ldc) * sizeof(float);
+    const uintptr_t r0 = (uintptr_t)ep->residual,
+                    r1 = r0 + (uintptr_t)ck_extent(m, n, ep->ld_residual) * sizeof(float);
+    return r0 < c1 && c0 < r1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workspace                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+static int64_t ck_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+static int64_t ck_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static size_t ck_align64(size_t bytes) { return (bytes + 63u) & ~(size_t)63u; }
+
+/* Layout: [packed B block: kc x round_up(nc, NR)] [packed A block: round_up(mc, MR) x kc], each
+ * starting on a 64-byte boundary. The full-K fallback (residual aliasing C with k > KC) uses
+ * [K x NR][MR x K]. */
+size_t ck_gemm_workspace_bytes_for(const ck_gemm_blocking *t, int64_t m, int64_t n, int64_t k) {
+    if (t == NULL || t->ukr == NULL || m <= 0 || n <= 0 || k <= 0) return 0;
+    const int64_t kc = ck_min64(t->kc, k);
+    const int64_t nc = ck_round_up(ck_min64(t->nc, n), t->nr);
+    const int64_t mc = ck_round_up(ck_min64(t->mc, m), t->mr);
+    size_t blocked = ck_align64((size_t)(kc * nc) * sizeof(float)) + ck_align64((size_t)(mc * kc) * sizeof(float));
+    if (k > t->kc) {
+        size_t full = ck_align64((size_t)k * (size_t)t->nr * sizeof(float)) +
+                      ck_align64((size_t)k * (size_t)t->mr * sizeof(float));
+        if (full > blocked) blocked = full;
+    }
+    return blocked;
+}
 
 size_t ck_gemm_workspace_size(int64_t m, int64_t n, int64_t k) {
-    return 0;
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    if (m > (INT64_MAX >> 8) || n > (INT64_MAX >> 8) || k > (INT64_MAX >> 8)) return SIZE_MAX;
+    size_t a = ck_gemm_workspace_bytes_for(&ck_gemm_blocking_avx512, m, n, k);
+    size_t b = ck_gemm_workspace_bytes_for(&ck_gemm_blocking_avx2, m, n, k);
+    return a > b ? a : b;
 }
 
-ck_status ck_gemm_f32(const ck_workspace *ws, ck_trans transa, ck_trans transb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, float alpha, float beta, const ck_epilogue *epilogue) {
-    return CK_ERR_UNSUPPORTED;
+/* ------------------------------------------------------------------------------------------ */
+/* Portable packing                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+void ck_gemm_pack_a_generic(ck_trans transa, const float *a, int64_t lda, int64_t i0, int64_t p0,
+                            int64_t mc, int64_t kc, float alpha, float *dst, int64_t mr) {
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        const int64_t rows = ck_min64(mr, mc - ir);
+        float *d = dst + ir * kc;
+        for (int64_t p = 0; p < kc; ++p) {
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t i = i0 + ir + r, q = p0 + p;
+                const float v = transa == CK_NO_TRANS ? a[i * lda + q] : a[q * lda + i];
+                d[p * mr + r] = alpha * v;
+            }
+            for (int64_t r = rows; r < mr; ++r) d[p * mr + r] = 0.0f;
+        }
+    }
 }
 
-ck_status ck_gemm_f32_ref(const ck_workspace *ws, ck_trans transa, ck_trans transb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, float alpha, float beta, const ck_epilogue *epilogue) {
-    return CK_ERR_UNSUPPORTED;
+void ck_gemm_pack_b_generic(ck_trans transb, const float *b, int64_t ldb, int64_t p0, int64_t j0,
+                            int64_t kc, int64_t nc, float *dst, int64_t nr) {
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int64_t cols = ck_min64(nr, nc - jr);
+        float *d = dst + jr * kc;
+        for (int64_t p = 0; p < kc; ++p) {
+            const int64_t q = p0 + p;
+            if (transb == CK_NO_TRANS) {
+                const float *s = b + q * ldb + j0 + jr;
+                for (int64_t cidx = 0; cidx < cols; ++cidx) d[p * nr + cidx] = s[cidx];
+            } else {
+                const float *s = b + (j0 + jr) * ldb + q;
+                for (int64_t cidx = 0; cidx < cols; ++cidx) d[p * nr + cidx] = s[cidx * ldb];
+            }
+            for (int64_t cidx = cols; cidx < nr; ++cidx) d[p * nr + cidx] = 0.0f;
+        }
+    }
 }
 
-ck_status ck_gemm_f32_cblas(const ck_workspace *ws, ck_trans transa, ck_trans transb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, float alpha, float beta, const ck_epilogue *epilogue) {
-    return CK_ERR_UNSUPPORTED;
+/* ------------------------------------------------------------------------------------------ */
+/* Blocked driver                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+static void ck_tile_args(ck_ukr_args *args, const ck_epilogue *ep, int64_t i, int64_t j) {
+    args->bias = ep->bias ? ep->bias + j : NULL;
+    args->residual = ep->residual ? ep->residual + i * ep->ld_residual + j : NULL;
+    args->ld_residual = ep->ld_residual;
+    args->preact = ep->preact ? ep->preact + i * ep->ld_preact + j : NULL;
+    args->ld_preact = ep->ld_preact;
 }
 
-int ck_cblas_set_num_threads(int threads) {
-    return 0;
+static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans transa, ck_trans transb,
+                            int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                            const float *b, int64_t ldb, float *c, int64_t ldc, float alpha,
+                            float beta, const ck_epilogue *ep) {
+    const int64_t MR = t->mr, NR = t->nr;
+    ck_ukr_args args = {0};
+    args.beta = beta;
+    args.act = ep->act;
+    args.act_param = ep->act_param;
+    float *ws = (float *)wsp;
+
+    if (k == 0) { /* C = epilogue(beta*C): the micro-kernel with an empty K loop */
+        args.flags = CK_UKR_FIRST | CK_UKR_LAST;
+        for (int64_t j = 0; j < n; j += NR)
+            for (int64_t i = 0; i < m; i += MR) {
+                ck_tile_args(&args, ep, i, j);
+                t->ukr(0, NULL, NULL, c + i * ldc + j, ldc, ck_min64(MR, m - i), ck_min64(NR, n - j), &args);
+            }
+        return;
+    }
+
+    if (k > t->kc && ck_gemm_residual_overlaps_c(m, n, c, ldc, ep)) {
+        /* The residual lives in C, so C cannot hold partial sums: one K block per tile, panels
+         * packed over the full depth (slower, bitwise identical). */
+        float *bp = ws;
+        float *ap = ws + ck_align64((size_t)k * (size_t)NR * sizeof(float)) / sizeof(float);
+        args.flags = CK_UKR_FIRST | CK_UKR_LAST;
+        for (int64_t j = 0; j < n; j += NR) {
+            const int64_t nr = ck_min64(NR, n - j);
+            t->pack_b(transb, b, ldb, 0, j, k, nr, bp);
+            for (int64_t i = 0; i < m; i += MR) {
+                const int64_t mr = ck_min64(MR, m - i);
+                t->pack_a(transa, a, lda, i, 0, mr, k, alpha, ap);
+                ck_tile_args(&args, ep, i, j);
+                t->ukr(k, ap, bp, c + i * ldc + j, ldc, mr, nr, &args);
+            }
+        }
+        return;
+    }
+
+    const int64_t kcmax = ck_min64(t->kc, k);
+    const int64_t ncmax = ck_round_up(ck_min64(t->nc, n), NR);
+    float *bpack = ws;
+    float *apack = ws + ck_align64((size_t)(kcmax * ncmax) * sizeof(float)) / sizeof(float);
+
+    for (int64_t jc = 0; jc < n; jc += t->nc) {
+        const int64_t nc = ck_min64(t->nc, n - jc);
+        for (int64_t pc = 0; pc < k; pc += t->kc) {
+            const int64_t kc = ck_min64(t->kc, k - pc);
+            t->pack_b(transb, b, ldb, pc, jc, kc, nc, bpack);
+            args.flags = (pc == 0 ? CK_UKR_FIRST : 0) | (pc + kc == k ? CK_UKR_LAST : 0);
+            for (int64_t ic = 0; ic < m; ic += t->mc) {
+                const int64_t mc = ck_min64(t->mc, m - ic);
+                t->pack_a(transa, a, lda, ic, pc, mc, kc, alpha, apack);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int64_t nr = ck_min64(NR, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = ck_min64(MR, mc - ir);
+                        ck_tile_args(&args, ep, ic + ir, jc + jr);
+                        t->ukr(kc, apack + ir * kc, bpack + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
+                               mr, nr, &args);
+                    }
+                }
+            }
+        }
+    }
+}
+
+ck_status ck_gemm_f32(const ck_workspace *ws, ck_trans transa, ck_trans transb,
+                      int64_t m, int64_t n, int64_t k,
+                      const float *a, int64_t lda, const float *b, int64_t ldb,
+                      float *c, int64_t ldc,
+                      float alpha, float beta, const ck_epilogue *epilogue) {
+    ck_status st = ck_gemm_check_args(transa, transb, m, n, k, a, lda, b, ldb, c, ldc, epilogue);
+    if (st != CK_OK) return st;
+    const size_t need = ck_gemm_workspace_size(m, n, k);
+    if (need > 0 && (ws == NULL || ws->ptr == NULL || ws->bytes < need || ((uintptr_t)ws->ptr & 63u) != 0))
+        return CK_ERR_WORKSPACE;
+    if (m == 0 || n == 0) return CK_OK;
+
+    const ck_gemm_blocking *t = NULL;
+    switch (ck_dispatch_isa()) {
+    case CK_ISA_AVX512: t = &ck_gemm_blocking_avx512; break;
+    case CK_ISA_AVX2: t = &ck_gemm_blocking_avx2; break;
+    default: t = NULL; break;
+    }
+    if (t == NULL || t->ukr == NULL)
+        return ck_gemm_f32_ref(ws, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta, epilogue);
+    const ck_epilogue none = {0};
+    ck_gemm_blocked(t, ws ? ws->ptr : NULL, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta,
+                    epilogue ? epilogue : &none);
+    return CK_OK;
 }
