@@ -108,9 +108,15 @@ void ck_gemm_pack_a_generic(ck_trans transa, const float *a, int64_t lda, int64_
 void ck_gemm_pack_b_generic(ck_trans transb, const float *b, int64_t ldb, int64_t p0, int64_t j0,
                             int64_t kc, int64_t nc, float *dst, int64_t nr);
 
-/* Per-ISA tables (NULL ukr when the ISA is not compiled in). */
-extern const ck_gemm_blocking ck_gemm_blocking_avx512;
-extern const ck_gemm_blocking ck_gemm_blocking_avx2;
+/* Per-ISA tables (NULL ukr when the ISA is not compiled in). CK_GEMM_TUNABLE (defined only by
+ * out-of-tree tuning drivers) makes them writable. */
+#ifdef CK_GEMM_TUNABLE
+#define CK_GEMM_TABLE_CONST
+#else
+#define CK_GEMM_TABLE_CONST const
+#endif
+extern CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx512;
+extern CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx2;
 
 /* Workspace bytes the blocked path of one ISA table needs (0 for a NULL table). */
 size_t ck_gemm_workspace_bytes_for(const ck_gemm_blocking *t, int64_t m, int64_t n, int64_t k);
