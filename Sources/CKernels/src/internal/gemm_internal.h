@@ -31,7 +31,7 @@ static inline float ck_act_scalar(float x, ck_act act, float param) {
         const float u = 0.79788456080286535588f * (x + 0.044715f * x * x * x);
         return 0.5f * x * (1.0f + tanhf(u));
     }
-    case CK_ACT_RELU: return x < 0.0f ? 0.0f : x; /* NaN and -0 pass through */
+    case CK_ACT_RELU: return isnan(x) ? x : (x > 0.0f ? x : 0.0f); /* NaN passes, -0 -> +0 */
     case CK_ACT_SILU: return x / (1.0f + expf(-x));
     case CK_ACT_TANH: return tanhf(x);
     case CK_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));

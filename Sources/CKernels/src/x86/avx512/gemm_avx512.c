@@ -11,29 +11,16 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include "internal/vmath_avx512.h"
+
 #define CK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 enum { MR = 8, NR = 48 };
 
-/* Activation of one vector: exact ones inline; the transcendental ones element by element with
- * the scalar reference until the vector math helpers are in. */
-CK_AVX512 __attribute__((noinline)) static __m512 ck_act16_scalar(__m512 t, ck_act act, float param) {
-    float tmp[16];
-    _mm512_storeu_ps(tmp, t);
-    for (int i = 0; i < 16; ++i) tmp[i] = ck_act_scalar(tmp[i], act, param);
-    return _mm512_loadu_ps(tmp);
-}
-
+/* Activation of one vector: the shared vector math (vmath_avx512.h; ReLU and leaky ReLU are exact,
+ * the transcendental ones are within a few ulps of the scalar reference, docs/numerics.md). */
 CK_AVX512 static inline __m512 ck_act16(__m512 t, ck_act act, float param) {
-    switch (act) {
-    case CK_ACT_NONE: return t;
-    case CK_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), t); /* NaN -> NaN, -0 -> -0 */
-    case CK_ACT_LEAKY_RELU: {
-        const __mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
-        return _mm512_mask_mul_ps(t, neg, t, _mm512_set1_ps(param));
-    }
-    default: return ck_act16_scalar(t, act, param);
-    }
+    return act == CK_ACT_NONE ? t : ck_v16_act(t, act, param);
 }
 
 static inline __mmask16 ck_mask16(int64_t cols) {
