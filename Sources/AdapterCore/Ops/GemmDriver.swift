@@ -1,0 +1,183 @@
+// The parallel GEMM driver shared by `linear`, `matmul` and their backward passes: turns strided
+// tensors into (pointer, leading dimension, transpose) operands, cuts the output into a fixed grid
+// of tiles that depends only on the problem shape, and runs one C GEMM call per tile with the
+// calling worker's workspace.
+
+/// A matrix as the C GEMM reads it: stored row-major at `pointer` with leading dimension `ld`,
+/// either as the logical matrix (`storedTransposed == false`) or as its transpose.
+struct GemmOperand {
+    var pointer: UnsafePointer<Float>
+    var ld: Int
+    var storedTransposed: Bool
+
+    /// The logical `[rows, cols]` matrix whose element `[i, j]` is at
+    /// `pointer + i*rowStride + j*colStride`, or nil if that layout is not expressible with one
+    /// leading dimension (then the caller copies to contiguous).
+    static func resolve(_ pointer: UnsafePointer<Float>, rows: Int, cols: Int, rowStride: Int,
+                        colStride: Int) -> GemmOperand? {
+        if rows == 0 || cols == 0 || (rows == 1 && cols == 1) {
+            return GemmOperand(pointer: pointer, ld: max(cols, 1), storedTransposed: false)
+        }
+        if colStride == 1 || cols == 1 {
+            let ld = rows == 1 ? cols : rowStride
+            if ld >= cols { return GemmOperand(pointer: pointer, ld: ld, storedTransposed: false) }
+        }
+        if rowStride == 1 || rows == 1 {
+            let ld = cols == 1 ? rows : colStride
+            if ld >= rows { return GemmOperand(pointer: pointer, ld: ld, storedTransposed: true) }
+        }
+        return nil
+    }
+}
+
+/// A batch of matrices taken from the last two dimensions of a tensor; the leading dimensions are
+/// the batch (flattened in row-major order).
+struct BatchedMatrix {
+    /// The tensor, kept alive (possibly a contiguous copy of the caller's).
+    let tensor: Tensor
+    let rows: Int, cols: Int
+    let batchShape: [Int]
+    let batchOffsets: [Int]   // element offset of each batch item from tensor.basePointer
+    let ld: Int
+    let storedTransposed: Bool
+
+    init(_ t: Tensor, op: String, name: String) {
+        precondition(t.rank >= 2, "\(op): \(name) \(t.shape) must have at least 2 dimensions")
+        let r = t.rank
+        var source = t
+        let probe = GemmOperand.resolve(t.basePointer, rows: t.shape[r - 2], cols: t.shape[r - 1],
+                                        rowStride: t.strides[r - 2], colStride: t.strides[r - 1])
+        let operand: GemmOperand
+        if let probe {
+            operand = probe
+        } else {
+            source = t.contiguous()
+            operand = GemmOperand.resolve(source.basePointer, rows: t.shape[r - 2], cols: t.shape[r - 1],
+                                          rowStride: source.strides[r - 2], colStride: source.strides[r - 1])!
+        }
+        tensor = source
+        rows = t.shape[r - 2]
+        cols = t.shape[r - 1]
+        batchShape = Array(t.shape[0..<(r - 2)])
+        ld = operand.ld
+        storedTransposed = operand.storedTransposed
+        batchOffsets = BatchedMatrix.offsets(shape: batchShape, strides: Array(source.strides[0..<(r - 2)]))
+    }
+
+    var batchCount: Int { batchOffsets.count }
+
+    static func offsets(shape: [Int], strides: [Int]) -> [Int] {
+        let count = shape.reduce(1, *)
+        var result = [Int](repeating: 0, count: count)
+        if count == 0 { return result }
+        var index = [Int](repeating: 0, count: shape.count)
+        var o = 0
+        for b in 0..<count {
+            result[b] = o
+            var d = shape.count - 1
+            while d >= 0 {
+                index[d] += 1
+                o += strides[d]
+                if index[d] < shape[d] { break }
+                o -= strides[d] * index[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return result
+    }
+}
+
+/// Output tile grid for one GEMM: every batch item is cut into `mTile × nTile` blocks. Depends only
+/// on the shape (never on the thread count), so results do not change with `threads`; the C
+/// kernels' per-element arithmetic does not depend on where a tile starts, so the grid itself does
+/// not change results either (tested), it only has to give enough tasks for load balance.
+struct GemmGrid {
+    let mTile: Int, nTile: Int
+    /// Target number of tasks per call: enough for a handful of workers to balance.
+    static let targetTasks = 8
+    /// Below this many flops a batch item is one task (splitting would cost more than it saves).
+    static let minimumSplitFlops = 4.0e6
+
+    init(batch: Int, m: Int, n: Int, k: Int) {
+        let flops = 2.0 * Double(m) * Double(n) * Double(max(k, 1))
+        if batch >= GemmGrid.targetTasks || flops < GemmGrid.minimumSplitFlops || m == 0 || n == 0 {
+            mTile = max(m, 1)
+            nTile = max(n, 1)
+            return
+        }
+        // M tiles of at most 256 rows (a multiple of 16: whole micro-tiles for MR = 4, 8 or 16).
+        let mTiles0 = (m + 255) / 256
+        let mt = roundUp((m + mTiles0 - 1) / mTiles0, 16)
+        let mTiles = (m + mt - 1) / mt
+        let wanted = (GemmGrid.targetTasks + batch - 1) / batch
+        var nt = n
+        if mTiles < wanted {
+            let nTiles = min((wanted + mTiles - 1) / mTiles, max(1, n / 96))
+            nt = min(n, roundUp((n + nTiles - 1) / nTiles, 48))
+        }
+        mTile = mt
+        nTile = nt
+    }
+}
+
+@inline(__always) func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
+
+/// Optional fused epilogue operands for a single (non-batched) GEMM, addressed as full matrices.
+struct GemmEpilogueOperands {
+    var bias: UnsafePointer<Float>? = nil
+    var activation: Activation = .identity
+    var residual: UnsafePointer<Float>? = nil
+    var residualLD = 0
+    var preactivation: UnsafeMutablePointer<Float>? = nil
+    var preactivationLD = 0
+}
+
+/// C[b] = epilogue(alpha · op(A[b]) · op(B[b]) + beta · C[b]) for every batch item b, tiled and run
+/// on the context's workers. `a`/`b` batch offsets may be a single entry (broadcast).
+/// `c` is addressed as `cBase + cOffsets[b] + i*ldc + j`.
+func runBatchedGemm(
+    context: ComputeContext, op: String,
+    a: BatchedMatrix, transposeA: Bool, b: BatchedMatrix, transposeB: Bool,
+    m: Int, n: Int, k: Int,
+    c cBase: UnsafeMutablePointer<Float>, cOffsets: [Int], ldc: Int,
+    alpha: Float, beta: Float, epilogue: GemmEpilogueOperands = GemmEpilogueOperands()
+) {
+    let batch = cOffsets.count
+    if batch == 0 || m == 0 || n == 0 { return }
+    let grid = GemmGrid(batch: batch, m: m, n: n, k: k)
+    let mTiles = (m + grid.mTile - 1) / grid.mTile, nTiles = (n + grid.nTile - 1) / grid.nTile
+    let tilesPerItem = mTiles * nTiles
+    let backend = context.gemmBackend
+    let workspace = backend == .kernels
+        ? KernelBridge.gemmWorkspaceSize(m: min(grid.mTile, m), n: min(grid.nTile, n), k: k) : 0
+    // C trans flags: logical transpose XOR stored transpose.
+    let ta = transposeA != a.storedTransposed, tb = transposeB != b.storedTransposed
+    let aBase = a.tensor.basePointer, bBase = b.tensor.basePointer
+    let aOffsets = a.batchOffsets, bOffsets = b.batchOffsets
+    let lda = a.ld, ldb = b.ld
+    withExtendedLifetime((a.tensor, b.tensor)) {
+        context.parallelFor(taskCount: batch * tilesPerItem, workspaceBytes: workspace) { task, _, ws in
+            let item = task / tilesPerItem, tile = task % tilesPerItem
+            let i0 = (tile / nTiles) * grid.mTile, j0 = (tile % nTiles) * grid.nTile
+            let mt = min(grid.mTile, m - i0), nt = min(grid.nTile, n - j0)
+            let ap = aBase + aOffsets[aOffsets.count == 1 ? 0 : item] + (ta ? i0 : i0 * lda)
+            let bp = bBase + bOffsets[bOffsets.count == 1 ? 0 : item] + (tb ? j0 * ldb : j0)
+            let cp = cBase + cOffsets[item] + i0 * ldc + j0
+            var e = GemmEpilogue()
+            e.activation = epilogue.activation
+            e.bias = epilogue.bias.map { $0 + j0 }
+            if let r = epilogue.residual {
+                e.residual = r + i0 * epilogue.residualLD + j0
+                e.residualLD = epilogue.residualLD
+            }
+            if let p = epilogue.preactivation {
+                e.preactivation = p + i0 * epilogue.preactivationLD + j0
+                e.preactivationLD = epilogue.preactivationLD
+            }
+            KernelBridge.gemm(backend: backend, workspace: ws, transposeA: ta, transposeB: tb,
+                              m: mt, n: nt, k: k, a: ap, lda: lda, b: bp, ldb: ldb, c: cp, ldc: ldc,
+                              alpha: alpha, beta: beta, epilogue: e, op: op)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+// Linear layer y = act(x · Wᵀ + b) + residual with the fused GEMM epilogue, and its backward pass.
+
+/// Result of `linear(…, savePreactivation:…)`.
+public struct LinearOutput: Sendable {
+    /// `act(x · Wᵀ + b) + residual`, `[…, out]`.
+    public var output: Tensor
+    /// `x · Wᵀ + b` before the activation, `[…, out]`; nil unless requested. The backward pass
+    /// needs it for any activation other than `.identity`.
+    public var preactivation: Tensor?
+}
+
+/// Checks the linear shapes and returns (rows, in, out).
+private func linearShapes(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, op: String) -> (Int, Int, Int) {
+    precondition(weight.rank == 2, "\(op): weight \(weight.shape) must be [out, in]")
+    precondition(x.rank >= 1, "\(op): x \(x.shape) must have at least one dimension")
+    let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+    precondition(x.shape.last == inFeatures, "\(op): x \(x.shape) does not match weight \(weight.shape)")
+    if let bias {
+        precondition(bias.shape == [outFeatures], "\(op): bias \(bias.shape) does not match weight \(weight.shape)")
+    }
+    return (x.count / max(inFeatures, 1), inFeatures, outFeatures)
+}
+
+/// A fully connected layer: `y = act(x · Wᵀ + b) + residual`, computed by one GEMM per output tile
+/// with bias, activation and residual applied in registers before the single store.
+///
+/// Matches `torch.nn.Linear` (Hugging Face weight layout) followed by the activation and a residual add.
+/// - Parameters:
+///   - x: input `[…, in]` (any leading dimensions, e.g. `[batch, seq, in]`).
+///   - weight: `[out, in]` (Hugging Face / PyTorch layout; a transposed view of `[in, out]` also works).
+///   - bias: `[out]`, or nil.
+///   - activation: applied after the bias (default none).
+///   - residual: `[…, out]` (same leading dimensions as `x`), added after the activation, or nil.
+///   - context: threads and GEMM backend.
+/// - Returns: `[…, out]`, contiguous.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
+                   residual: Tensor? = nil, context: ComputeContext) -> Tensor {
+    linear(x, weight: weight, bias: bias, activation: activation, residual: residual,
+           savePreactivation: false, context: context).output
+}
+
+/// `linear` that can also return the pre-activation `x · Wᵀ + b` (written by the same epilogue, no
+/// extra pass) for the backward pass. See `linear(_:weight:bias:activation:residual:context:)`.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
+                   residual: Tensor? = nil, savePreactivation: Bool,
+                   context: ComputeContext) -> LinearOutput {
+    let (rows, inFeatures, outFeatures) = linearShapes(x, weight, bias, op: "linear")
+    let outShape = Array(x.shape.dropLast()) + [outFeatures]
+    var residual2D: Tensor? = nil
+    if let residual {
+        precondition(residual.shape == outShape,
+                     "linear: residual \(residual.shape) does not match output \(outShape) (x \(x.shape), weight \(weight.shape))")
+        residual2D = residual.reshaped([rows, outFeatures])
+    }
+    let y = Tensor(uninitializedShape: outShape)
+    let pre: Tensor? = savePreactivation ? Tensor(uninitializedShape: outShape) : nil
+    let x2 = BatchedMatrix(x.reshaped([rows, inFeatures]), op: "linear", name: "x")
+    let w2 = BatchedMatrix(weight, op: "linear", name: "weight")
+    let b = bias?.contiguous()
+    var e = GemmEpilogueOperands()
+    e.activation = activation
+    e.bias = b?.basePointer
+    e.residual = residual2D?.basePointer
+    e.residualLD = outFeatures
+    e.preactivation = pre?.mutableBasePointer
+    e.preactivationLD = outFeatures
+    withExtendedLifetime((b, residual2D)) {
+        runBatchedGemm(context: context, op: "linear x \(x.shape) weight \(weight.shape)",
+                       a: x2, transposeA: false, b: w2, transposeB: true,
+                       m: rows, n: outFeatures, k: inFeatures, c: y.mutableBasePointer, cOffsets: [0],
+                       ldc: outFeatures, alpha: 1, beta: 0, epilogue: e)
+    }
+    return LinearOutput(output: y, preactivation: pre)
+}
+
+/// The gradient at the pre-activation: `dy ⊙ act'(preactivation)` (or `dy` itself for identity).
+private func preactivationGradient(_ dy: Tensor, activation: Activation, preactivation: Tensor?,
+                                   op: String, context: ComputeContext) -> Tensor {
+    if activation == .identity { return dy }
+    guard let preactivation else {
+        preconditionFailure("\(op): activation \(activation) needs the saved preactivation (linear(…, savePreactivation: true))")
+    }
+    precondition(preactivation.shape == dy.shape,
+                 "\(op): preactivation \(preactivation.shape) does not match dy \(dy.shape)")
+    return activationBackward(dy, preactivation: preactivation, activation: activation, context: context)
+}
+
+/// Full backward of `y = act(x · Wᵀ + b) + residual` (the residual's gradient is `dy` itself and is
+/// left to the caller):
+///
+///     g   = dy ⊙ act'(preactivation)             (g = dy for .identity)
+///     dx  = beta · dx + g · W                      GEMM NN, [rows, out] × [out, in]
+///     dW += gᵀ · x                                 GEMM TN, [out, rows] × [rows, in]
+///     db += Σ_rows g                               fixed row chunks, partials summed in order
+///
+/// - Parameters:
+///   - outputGradient: dy, `[…, out]`.
+///   - input: x from the forward pass, `[…, in]`.
+///   - weight: `[out, in]`.
+///   - activation, preactivation: as in the forward pass (preactivation required unless identity).
+///   - inputGradient: dx, `[…, in]`; overwritten when `beta == 0` (never read), accumulated when 1.
+///   - weightGradient: dW `[out, in]`, accumulated (`+=`).
+///   - biasGradient: db `[out]`, accumulated (`+=`).
+public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: Tensor,
+                           activation: Activation = .none, preactivation: Tensor? = nil,
+                           inputGradient: inout Tensor, beta: Float = 0,
+                           weightGradient: inout Tensor, biasGradient: inout Tensor,
+                           context: ComputeContext) {
+    let g = linearBackwardCommon(outputGradient, input: input, weight: weight, activation: activation,
+                                 preactivation: preactivation, context: context)
+    linearInputGradient(g, weight: weight, into: &inputGradient, beta: beta, context: context)
+    linearWeightGradient(g, input: input, accumulatingInto: &weightGradient, context: context)
+    linearBiasGradient(g, accumulatingInto: &biasGradient, context: context)
+}
+
+/// `linearBackward` for a layer without bias (dx and dW only).
+public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: Tensor,
+                           activation: Activation = .none, preactivation: Tensor? = nil,
+                           inputGradient: inout Tensor, beta: Float = 0,
+                           weightGradient: inout Tensor, context: ComputeContext) {
+    let g = linearBackwardCommon(outputGradient, input: input, weight: weight, activation: activation,
+                                 preactivation: preactivation, context: context)
+    linearInputGradient(g, weight: weight, into: &inputGradient, beta: beta, context: context)
+    linearWeightGradient(g, input: input, accumulatingInto: &weightGradient, context: context)
+}
+
+/// Backward through a frozen layer: returns only `dx = (dy ⊙ act'(preactivation)) · W`, `[…, in]`.
+public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: Tensor,
+                           activation: Activation = .none, preactivation: Tensor? = nil,
+                           context: ComputeContext) -> Tensor {
+    let g = linearBackwardCommon(outputGradient, input: input, weight: weight, activation: activation,
+                                 preactivation: preactivation, context: context)
+    var dx = Tensor(uninitializedShape: input.shape)
+    linearInputGradient(g, weight: weight, into: &dx, beta: 0, context: context)
+    return dx
+}
+
+private func linearBackwardCommon(_ dy: Tensor, input: Tensor, weight: Tensor, activation: Activation,
+                                  preactivation: Tensor?, context: ComputeContext) -> Tensor {
+    let (_, _, outFeatures) = linearShapes(input, weight, nil, op: "linearBackward")
+    let outShape = Array(input.shape.dropLast()) + [outFeatures]
+    precondition(dy.shape == outShape,
+                 "linearBackward: dy \(dy.shape) does not match output \(outShape) (x \(input.shape), weight \(weight.shape))")
+    return preactivationGradient(dy, activation: activation, preactivation: preactivation,
+                                 op: "linearBackward", context: context)
+}
+
+/// `dx = beta · dx + g · W` (GEMM NN): g `[…, out]`, W `[out, in]`, dx `[…, in]`; beta 0 or 1.
+public func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor, into inputGradient: inout Tensor,
+                                beta: Float = 0, context: ComputeContext) {
+    let g = preactivationGradient
+    precondition(weight.rank == 2 && g.shape.last == weight.shape[0],
+                 "linearInputGradient: gradient \(g.shape) does not match weight \(weight.shape)")
+    let rows = g.count / max(weight.shape[0], 1), inFeatures = weight.shape[1]
+    precondition(inputGradient.shape == Array(g.shape.dropLast()) + [inFeatures],
+                 "linearInputGradient: dx \(inputGradient.shape) does not match gradient \(g.shape) and weight \(weight.shape)")
+    precondition(beta == 0 || beta == 1, "linearInputGradient: beta must be 0 or 1, got \(beta)")
+    inputGradient.prepareOutput(preserveContents: beta != 0)
+    let g2 = BatchedMatrix(g.reshaped([rows, weight.shape[0]]), op: "linearInputGradient", name: "gradient")
+    let w2 = BatchedMatrix(weight, op: "linearInputGradient", name: "weight")
+    runBatchedGemm(context: context, op: "linearBackward dx: gradient \(g.shape) weight \(weight.shape)",
+                   a: g2, transposeA: false, b: w2, transposeB: false, m: rows, n: inFeatures,
+                   k: weight.shape[0], c: inputGradient.mutableBasePointer, cOffsets: [0], ldc: inFeatures,
+                   alpha: 1, beta: beta)
+}
+
+/// `dW += gᵀ · x` (GEMM TN): g `[…, out]`, x `[…, in]`, dW `[out, in]`. Each dW element is reduced
+/// over all rows by one task in row order.
+public func linearWeightGradient(_ preactivationGradient: Tensor, input: Tensor,
+                                 accumulatingInto weightGradient: inout Tensor, context: ComputeContext) {
+    let g = preactivationGradient
+    precondition(weightGradient.rank == 2, "linearWeightGradient: dW \(weightGradient.shape) must be [out, in]")
+    let outFeatures = weightGradient.shape[0], inFeatures = weightGradient.shape[1]
+    precondition(g.shape.last == outFeatures && input.shape.last == inFeatures
+                 && Array(g.shape.dropLast()) == Array(input.shape.dropLast()),
+                 "linearWeightGradient: gradient \(g.shape) and x \(input.shape) do not match dW \(weightGradient.shape)")
+    let rows = g.count / max(outFeatures, 1)
+    weightGradient.prepareOutput(preserveContents: true)
+    let g2 = BatchedMatrix(g.reshaped([rows, outFeatures]), op: "linearWeightGradient", name: "gradient")
+    let x2 = BatchedMatrix(input.reshaped([rows, inFeatures]), op: "linearWeightGradient", name: "x")
+    runBatchedGemm(context: context, op: "linearBackward dW: gradient \(g.shape) x \(input.shape)",
+                   a: g2, transposeA: true, b: x2, transposeB: false, m: outFeatures, n: inFeatures, k: rows,
+                   c: weightGradient.mutableBasePointer, cOffsets: [0], ldc: inFeatures, alpha: 1, beta: 1)
+}
+
+/// `db += Σ_rows g`: g `[…, out]`, db `[out]` (see `columnSums`).
+public func linearBiasGradient(_ preactivationGradient: Tensor, accumulatingInto biasGradient: inout Tensor,
+                               context: ComputeContext) {
+    let g = preactivationGradient
+    precondition(biasGradient.shape == [g.shape.last ?? 0],
+                 "linearBiasGradient: db \(biasGradient.shape) does not match gradient \(g.shape)")
+    columnSums(g.reshaped([-1, biasGradient.shape[0]]), accumulatingInto: &biasGradient, context: context)
+}
