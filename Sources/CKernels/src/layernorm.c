@@ -1,18 +1,83 @@
-/* STUB: placeholder so the package builds; replaced by the real kernels. */
-#include "ckernels.h"
+/* LayerNorm entry points (validate, dispatch) and the per-row statistics every ISA shares.
+ *
+ * Algorithm per row (n = cols, s = x + residual):
+ *   pass 1  sum(s), min(s), max(s)            (if the fp32 sum overflows while min/max are finite,
+ *                                              the sum is redone on s * 2^-64)
+ *           min == max -> constant row: mean = s[0], var = 0, y = beta exactly
+ *   pass 2  d = (s - mean0) * 2^-k; sum(d), sum(d^2)   (corrected two-pass; 2^-k keeps d^2 in range
+ *                                              for |s| up to ~1.7e38 and for tiny spreads)
+ *           mean = mean0 + 2^k sum(d)/n,  var = 2^2k (sum(d^2)/n - (sum(d)/n)^2)   (in double)
+ *   pass 3  y = (s - mean) * rstd * gamma + beta
+ * Never E[x^2] - E[x]^2 on the raw values. */
+#include <math.h>
 
-ck_status ck_layernorm_fwd_f32(int64_t rows, int64_t cols, const float *x, int64_t ldx, const float *residual, int64_t ld_residual, const float *gamma, const float *beta, float *y, int64_t ldy, float *sum_out, int64_t ld_sum, float *mean, float *rstd, float eps) {
-    return CK_ERR_UNSUPPORTED;
+#include "internal/dispatch.h"
+#include "internal/eltwise.h"
+
+int ck_ln_row_pass1(int64_t n, double sum1, int sum_shift, float lo, float hi, float *mean0, float *dscale) {
+    if (lo == hi) { /* constant row (also every row with n == 1) */
+        *mean0 = lo;
+        *dscale = 1.0f;
+        return 1;
+    }
+    double m = ldexp(sum1, sum_shift) / (double)n;
+    if (m < lo) m = lo; /* rounding can push the fp32 mean just outside [lo, hi] */
+    if (m > hi) m = hi;
+    float m0 = (float)m;
+    *mean0 = m0;
+    double dev = fmax((double)hi - m0, m0 - (double)lo);
+    int k = 0;
+    if (isfinite(dev) && dev > 0.0) {
+        int e = ilogb(dev);
+        if (e > 40 || e < -40) k = e < -100 ? -100 : e;
+    }
+    *dscale = (float)ldexp(1.0, -k);
+    return 0;
 }
 
-ck_status ck_layernorm_fwd_f32_ref(int64_t rows, int64_t cols, const float *x, int64_t ldx, const float *residual, int64_t ld_residual, const float *gamma, const float *beta, float *y, int64_t ldy, float *sum_out, int64_t ld_sum, float *mean, float *rstd, float eps) {
-    return CK_ERR_UNSUPPORTED;
+void ck_ln_row_pass2(int64_t n, float mean0, float dscale, double sd, double sd2, float eps, float *mean, float *rstd) {
+    double inv = 1.0 / (double)dscale; /* exact: a power of two */
+    double md = sd / (double)n;
+    double var = (sd2 / (double)n - md * md) * inv * inv;
+    if (var < 0.0) var = 0.0; /* cancellation in the correction term; NaN stays NaN */
+    *mean = (float)((double)mean0 + md * inv);
+    *rstd = (float)(1.0 / sqrt(var + (double)eps));
 }
 
-ck_status ck_layernorm_bwd_f32(int64_t rows, int64_t cols, const float *s, int64_t lds, const float *gamma, const float *mean, const float *rstd, const float *dy, int64_t lddy, float *dx, int64_t lddx, float *dgamma, float *dbeta, float beta_dx) {
-    return CK_ERR_UNSUPPORTED;
+ck_status ck_layernorm_fwd_f32(CK_LN_FWD_ARGS) {
+    ck_status st = ck_layernorm_fwd_check(rows, cols, x, ldx, residual, ld_residual, y, ldy, sum_out, ld_sum, eps);
+    if (st != CK_OK || rows == 0) return st;
+    ck_isa isa = cols == 0 ? CK_ISA_REF : ck_dispatch_isa();
+    switch (isa) {
+    case CK_ISA_AVX512:
+        ck_layernorm_fwd_avx512(rows, cols, x, ldx, residual, ld_residual, gamma, beta, y, ldy, sum_out, ld_sum,
+                                mean, rstd, eps);
+        break;
+    case CK_ISA_AVX2:
+        ck_layernorm_fwd_avx2(rows, cols, x, ldx, residual, ld_residual, gamma, beta, y, ldy, sum_out, ld_sum,
+                              mean, rstd, eps);
+        break;
+    default:
+        ck_layernorm_fwd_kernel_ref(rows, cols, x, ldx, residual, ld_residual, gamma, beta, y, ldy, sum_out, ld_sum,
+                                    mean, rstd, eps);
+        break;
+    }
+    return CK_OK;
 }
 
-ck_status ck_layernorm_bwd_f32_ref(int64_t rows, int64_t cols, const float *s, int64_t lds, const float *gamma, const float *mean, const float *rstd, const float *dy, int64_t lddy, float *dx, int64_t lddx, float *dgamma, float *dbeta, float beta_dx) {
-    return CK_ERR_UNSUPPORTED;
+ck_status ck_layernorm_bwd_f32(CK_LN_BWD_ARGS) {
+    ck_status st = ck_layernorm_bwd_check(rows, cols, s, lds, mean, rstd, dy, lddy, dx, lddx, beta_dx);
+    if (st != CK_OK || rows == 0 || cols == 0) return st;
+    switch (ck_dispatch_isa()) {
+    case CK_ISA_AVX512:
+        ck_layernorm_bwd_avx512(rows, cols, s, lds, gamma, mean, rstd, dy, lddy, dx, lddx, dgamma, dbeta, beta_dx);
+        break;
+    case CK_ISA_AVX2:
+        ck_layernorm_bwd_avx2(rows, cols, s, lds, gamma, mean, rstd, dy, lddy, dx, lddx, dgamma, dbeta, beta_dx);
+        break;
+    default:
+        ck_layernorm_bwd_kernel_ref(rows, cols, s, lds, gamma, mean, rstd, dy, lddy, dx, lddx, dgamma, dbeta, beta_dx);
+        break;
+    }
+    return CK_OK;
 }

@@ -5,6 +5,7 @@
 #ifndef CK_INTERNAL_ELTWISE_H
 #define CK_INTERNAL_ELTWISE_H
 
+#include <float.h>
 #include <stdint.h>
 
 #include "ckernels.h"
@@ -45,6 +46,60 @@ static inline ck_status ck_bias_act_check(int64_t m, int64_t n, const float *c, 
     ck_status st = ck_check_matrix(m, n, ldc);
     if (st != CK_OK) return st;
     if (m > 0 && n > 0 && c == NULL) return CK_ERR_NULL_POINTER;
+    return CK_OK;
+}
+
+static inline ck_status ck_layernorm_fwd_check(int64_t rows, int64_t cols, const float *x, int64_t ldx,
+                                               const float *residual, int64_t ld_residual, const float *y,
+                                               int64_t ldy, const float *sum_out, int64_t ld_sum, float eps) {
+    if (rows < 0 || cols < 0) return CK_ERR_BAD_SIZE;
+    if (!(eps >= 0.0f && eps <= FLT_MAX)) return CK_ERR_BAD_ARG; /* negative, NaN or inf eps */
+    ck_status st = ck_check_matrix(rows, cols, ldx);
+    if (st == CK_OK) st = ck_check_matrix(rows, cols, ldy);
+    if (st == CK_OK && residual != NULL) st = ck_check_matrix(rows, cols, ld_residual);
+    if (st == CK_OK && sum_out != NULL) st = ck_check_matrix(rows, cols, ld_sum);
+    if (st != CK_OK) return st;
+    if (rows > 0 && cols > 0 && (x == NULL || y == NULL)) return CK_ERR_NULL_POINTER;
+    return CK_OK;
+}
+
+static inline ck_status ck_layernorm_bwd_check(int64_t rows, int64_t cols, const float *s, int64_t lds,
+                                               const float *mean, const float *rstd, const float *dy,
+                                               int64_t lddy, const float *dx, int64_t lddx, float beta_dx) {
+    if (rows < 0 || cols < 0) return CK_ERR_BAD_SIZE;
+    if (!ck_beta_valid(beta_dx)) return CK_ERR_BAD_ARG;
+    ck_status st = ck_check_matrix(rows, cols, lds);
+    if (st == CK_OK) st = ck_check_matrix(rows, cols, lddy);
+    if (st == CK_OK && dx != NULL) st = ck_check_matrix(rows, cols, lddx);
+    if (st != CK_OK) return st;
+    if (rows > 0 && cols > 0 && (s == NULL || mean == NULL || rstd == NULL || dy == NULL)) return CK_ERR_NULL_POINTER;
+    return CK_OK;
+}
+
+static inline ck_status ck_softmax_fwd_check(int64_t rows, int64_t cols, const float *x, int64_t ldx,
+                                             const float *mask, int64_t ldm, int64_t mask_group,
+                                             const float *y, int64_t ldy) {
+    if (rows < 0 || cols < 0) return CK_ERR_BAD_SIZE;
+    if (mask != NULL && mask_group < 1) return CK_ERR_BAD_ARG;
+    ck_status st = ck_check_matrix(rows, cols, ldx);
+    if (st == CK_OK) st = ck_check_matrix(rows, cols, ldy);
+    if (st == CK_OK && mask != NULL) st = ck_check_matrix(rows > 0 ? (rows - 1) / mask_group + 1 : 0, cols, ldm);
+    if (st != CK_OK) return st;
+    if (rows > 0 && cols > 0 && (x == NULL || y == NULL)) return CK_ERR_NULL_POINTER;
+    return CK_OK;
+}
+
+static inline ck_status ck_softmax_bwd_check(int64_t rows, int64_t cols, const float *y, int64_t ldy,
+                                             const float *dy, int64_t lddy, const float *dx, int64_t lddx,
+                                             float beta) {
+    if (rows < 0 || cols < 0) return CK_ERR_BAD_SIZE;
+    if (!ck_beta_valid(beta)) return CK_ERR_BAD_ARG;
+    ck_status st = ck_check_matrix(rows, cols, ldy);
+    if (st == CK_OK) st = ck_check_matrix(rows, cols, lddy);
+    if (st == CK_OK) st = ck_check_matrix(rows, cols, lddx);
+    if (st != CK_OK) return st;
+    if (rows > 0 && cols > 0 && (y == NULL || dy == NULL || dx == NULL)) return CK_ERR_NULL_POINTER;
+    if (rows > 0 && cols > 0 && beta != 0.0f && dx == dy) return CK_ERR_BAD_ARG;
     return CK_OK;
 }
 
