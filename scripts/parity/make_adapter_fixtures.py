@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Generates the adapter parity fixtures under Tests/Fixtures/adapters/ (formats and cases: docs/fixtures.md).
+
+    /work/venv/bin/python scripts/parity/make_adapter_fixtures.py
+
+Base model: Tests/Fixtures/tiny-bert (run make_encoder_fixtures.py --only tiny first), loaded as the flex-head
+`BertAdapterModel` of adapters 1.3.0 with eager attention, fp32, eval mode. Adapters, fusion layers and heads
+are created by the library, their weights are then redrawn from seeded generators (the library's
+near-identity / N(0, 0.02) inits would make every case look like the base model), and they are saved with
+the library's own `save_adapter` / `save_adapter_fusion` / `save_head`. The padded batch is the one in
+tiny-bert/expected.safetensors (batch 3, seq 12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    FIXTURES,
+    check_versions,
+    max_abs_diff,
+    provenance,
+    save_tensors,
+    set_deterministic,
+    to_numpy,
+    write_checksums,
+)
+
+SCRIPT = "scripts/parity/make_adapter_fixtures.py"
+SEED = 20211107
+BASE = FIXTURES / "tiny-bert"
+OUT = FIXTURES / "adapters"
+NUM_LABELS = 3
+
+
+def out_dir(*parts: str) -> str:
+    """Creates Tests/Fixtures/adapters/<parts> (the library's save_* only creates the last level)."""
+    path = OUT.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def load_inputs():
+    from safetensors.torch import load_file
+
+    e = load_file(str(BASE / "expected.safetensors"))
+    return e["input_ids"], e["attention_mask"], e["token_type_ids"], e["last_hidden_state"]
+
+
+def new_model():
+    """A fresh BertAdapterModel on the tiny BERT; checks that the base weights loaded (output equals the
+    tiny-bert fixture)."""
+    from adapters import BertAdapterModel
+
+    model = BertAdapterModel.from_pretrained(BASE, attn_implementation="eager").eval()
+    assert model.config._attn_implementation == "eager"
+    # Saved configs record this as "model_name"; keep it free of machine-specific absolute paths.
+    model.config.name_or_path = "tiny-bert"
+    ids, mask, types, expected = load_inputs()
+    with torch.no_grad():
+        h = model.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    assert max_abs_diff(h, expected) == 0.0, "BertAdapterModel does not reproduce tiny-bert"
+    return model
+
+
+@torch.no_grad()
+def redraw(model: torch.nn.Module, contains: str, seed: int, qk_gain: float = 1.0) -> list[str]:
+    """Redraws every parameter whose name contains `contains`, in sorted-name order:
+    - Linear weights N(0, 1/fan_in) (adapter up-projections included, so adapters change the output by O(1));
+    - biases N(0, 0.1^2);
+    - fusion query/key weights N(0, qk_gain^2/fan_in) (fusion scores have no 1/sqrt(H) scaling);
+    - fusion value weights I + N(0, 0.3^2/fan_in) (visibly different from the library's identity init).
+    Returns the names redrawn."""
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    names = sorted(n for n in params if contains in n)
+    assert names, f"no parameter contains {contains!r}"
+    for name in names:
+        p = params[name]
+        if p.dim() == 2:
+            w = torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1])
+            if ".value." in name:
+                w = torch.eye(p.shape[0]) + 0.3 * w
+            elif ".query." in name or ".key." in name:
+                w = qk_gain * w
+            p.copy_(w)
+        elif p.dim() == 1:
+            p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+        else:
+            raise ValueError(f"unexpected parameter {name} {tuple(p.shape)}")
+    return names
+
+
+def run(model, setup, skip_layers=None, head=None, fusion_attentions=False):
+    """Activates `setup` (with AdapterDrop `skip_layers`) and runs the padded batch.
+    Returns (head output, last_hidden_state of the encoder under the same setup; [N*B, S, H] for Parallel)."""
+    ids, mask, types, _ = load_inputs()
+    model.set_active_adapters(setup, skip_layers=skip_layers)
+    kwargs = {"head": head} if head else {}
+    if fusion_attentions:
+        kwargs["output_adapter_fusion_attentions"] = True
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, **kwargs)
+        hidden = model.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    return out, hidden
+
+
+def base_tensors():
+    ids, mask, types, _ = load_inputs()
+    return {"input_ids": to_numpy(ids), "attention_mask": to_numpy(mask), "token_type_ids": to_numpy(types)}
+
+
+def reload_logits(case: str, adapters: list[str], setup, skip_layers=None, head=None, fusion=None, head_dir=None):
+    """Loads the saved files into a fresh model with the library's loaders (safetensors only) and runs `setup`.
+    Returns the logits (a list of arrays for Parallel)."""
+    model = new_model()
+    for name in adapters:
+        model.load_adapter(str(OUT / case / name), use_safetensors=True, with_head=head_dir is None)
+    if fusion:
+        model.load_adapter_fusion(str(OUT / case / fusion), use_safetensors=True)
+    if head_dir:
+        model.load_head(str(OUT / case / head_dir), use_safetensors=True)
+    out, _ = run(model, setup, skip_layers=skip_layers, head=head)
+    if hasattr(out, "logits") and not isinstance(out.logits, list) and not hasattr(out, "head_outputs"):
+        return to_numpy(out.logits)
+    return [to_numpy(o.logits) for o in out]
+
+
+def finish_case(case: str, tensors: dict, checks: dict, versions: dict, extra: dict | None = None) -> None:
+    meta = provenance(SCRIPT, versions, case=case, seed=SEED, attn_implementation="eager", base_model="tiny-bert",
+                      **(extra or {}), **{f"check.{k}": f"{v:.3e}" for k, v in checks.items()})
+    save_tensors(OUT / case / "expected.safetensors", tensors, meta)
+    write_checksums(OUT / case)
+    print(f"{case}: {checks}")
+
+
+def single_adapter_case(case: str, name: str, config, seed: int, versions: dict) -> None:
+    """One bottleneck adapter plus a 3-label classification head of the same name, with AdapterDrop variants."""
+    set_deterministic(SEED)
+    model = new_model()
+    model.add_adapter(name, config=config)
+    model.add_classification_head(name, num_labels=NUM_LABELS)  # Dropout, Linear(H,H), Tanh, Dropout, Linear
+    redraw(model, f".adapters.{name}.", seed)
+    redraw(model, f"heads.{name}.", seed + 1)
+    model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
+
+    tensors = base_tensors()
+    checks = {}
+    variants = {"": None, "skip_0.": [0], "skip_1.": [1], "skip_all.": [0, 1]}
+    for prefix, skip in variants.items():
+        out, hidden = run(model, name, skip_layers=skip)
+        tensors[prefix + "logits"] = to_numpy(out.logits)
+        tensors[prefix + "last_hidden_state"] = to_numpy(hidden)
+    # The adapter must matter, and skipping every layer must give the base model (adapters doc 2.d).
+    base, _ = run(model, None, head=name)
+    checks["max_abs_diff_logits_adapter_vs_base"] = float(np.abs(tensors["logits"] - to_numpy(base.logits)).max())
+    checks["max_abs_diff_skip_all_vs_base"] = float(np.abs(tensors["skip_all.logits"] - to_numpy(base.logits)).max())
+    assert checks["max_abs_diff_logits_adapter_vs_base"] > 1e-2
+    assert checks["max_abs_diff_skip_all_vs_base"] == 0.0
+    tensors["base.logits"] = to_numpy(base.logits)
+    reloaded = reload_logits(case, [name], name, skip_layers=[1])
+    checks["reload_max_abs_diff_skip_1_logits"] = float(np.abs(reloaded - tensors["skip_1.logits"]).max())
+    assert checks["reload_max_abs_diff_skip_1_logits"] == 0.0
+    finish_case(case, tensors, checks, versions)
+
+
+def parallel_case(versions: dict) -> None:
+    """Parallel(p1, p2): two seq_bn adapters (rf 4 and 8), each with its own 3-label head."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Parallel
+
+    case = "parallel"
+    set_deterministic(SEED)
+    model = new_model()
+    for i, (name, rf) in enumerate([("p1", 4), ("p2", 8)]):
+        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        model.add_classification_head(name, num_labels=NUM_LABELS)
+        redraw(model, f".adapters.{name}.", SEED + 300 + 10 * i)
+        redraw(model, f"heads.{name}.", SEED + 301 + 10 * i)
+        model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
+
+    tensors = base_tensors()
+    checks = {}
+    for prefix, skip in {"": None, "skip_0.": [0]}.items():
+        out, hidden = run(model, Parallel("p1", "p2"), skip_layers=skip)
+        assert list(model.active_head) == ["p1", "p2"], model.active_head
+        assert hidden.shape[0] == 6, hidden.shape
+        for i, name in enumerate(["p1", "p2"]):
+            tensors[f"{prefix}{name}.logits"] = to_numpy(out[i].logits)
+            # Channel i of the replicated batch: rows [i*B, (i+1)*B) of the encoder output.
+            tensors[f"{prefix}{name}.last_hidden_state"] = to_numpy(hidden[i * 3 : (i + 1) * 3])
+            single, single_hidden = run(model, name, skip_layers=skip)
+            checks[f"{prefix}max_abs_diff_{name}_logits_vs_single"] = float(
+                np.abs(tensors[f"{prefix}{name}.logits"] - to_numpy(single.logits)).max())
+            checks[f"{prefix}max_abs_diff_{name}_hidden_vs_single"] = max_abs_diff(
+                hidden[i * 3 : (i + 1) * 3], single_hidden)
+    reloaded = reload_logits(case, ["p1", "p2"], Parallel("p1", "p2"), skip_layers=[0])
+    checks["reload_max_abs_diff_skip_0_logits"] = max(
+        float(np.abs(reloaded[i] - tensors[f"skip_0.{n}.logits"]).max()) for i, n in enumerate(["p1", "p2"]))
+    assert checks["reload_max_abs_diff_skip_0_logits"] == 0.0
+    finish_case(case, tensors, checks, versions)
+
+
+def fusion_case(versions: dict) -> None:
+    """Dynamic AdapterFusion over f1, f2 (seq_bn rf 4) and f3 (seq_bn rf 8), with a head named "fusion"."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Fuse
+
+    case = "fusion"
+    set_deterministic(SEED)
+    model = new_model()
+    names = ["f1", "f2", "f3"]
+    for i, (name, rf) in enumerate(zip(names, [4, 4, 8])):
+        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        redraw(model, f".adapters.{name}.", SEED + 400 + 10 * i)
+    fusion_name = ",".join(names)
+    model.add_adapter_fusion(Fuse(*names), "dynamic")
+    model.add_classification_head("fusion", num_labels=NUM_LABELS)
+    redraw(model, f"adapter_fusion_layer.{fusion_name}.", SEED + 450, qk_gain=0.5)
+    redraw(model, "heads.fusion.", SEED + 451)
+    for name in names:
+        model.save_adapter(out_dir(case, name), name, with_head=False, use_safetensors=True)
+    model.save_adapter_fusion(out_dir(case, "fusion"), fusion_name, use_safetensors=True)
+    model.save_head(out_dir(case, "head"), "fusion", use_safetensors=True)
+
+    tensors = base_tensors()
+    checks = {}
+    for prefix, skip in {"": None, "skip_0.": [0]}.items():
+        out, hidden = run(model, Fuse(*names), skip_layers=skip, head="fusion", fusion_attentions=True)
+        tensors[prefix + "logits"] = to_numpy(out.logits)
+        tensors[prefix + "last_hidden_state"] = to_numpy(hidden)
+        att = out.adapter_fusion_attentions[fusion_name]
+        for layer in range(2):
+            if layer in att:
+                tensors[f"{prefix}fusion_attentions.layer{layer}"] = np.asarray(att[layer]["output_adapter"])
+        if prefix == "":
+            a = np.stack([np.asarray(att[layer]["output_adapter"]) for layer in range(2)])
+            checks["fusion_attention_max"] = float(a.max())
+            checks["fusion_attention_min"] = float(a.min())
+    # Pruned fusion (adapters doc 2.b): the trained fusion layer "f1,f2,f3" over children f1 and f2 only.
+    out, hidden = run(model, Fuse("f1", "f2", name=fusion_name), head="fusion", fusion_attentions=True)
+    tensors["pruned_f1_f2.logits"] = to_numpy(out.logits)
+    tensors["pruned_f1_f2.last_hidden_state"] = to_numpy(hidden)
+    for layer in range(2):
+        tensors[f"pruned_f1_f2.fusion_attentions.layer{layer}"] = np.asarray(
+            out.adapter_fusion_attentions[fusion_name][layer]["output_adapter"])
+    base, _ = run(model, None, head="fusion")
+    checks["max_abs_diff_logits_fusion_vs_base"] = float(np.abs(tensors["logits"] - to_numpy(base.logits)).max())
+    assert checks["max_abs_diff_logits_fusion_vs_base"] > 1e-2
+    reloaded = reload_logits(case, names, Fuse(*names), skip_layers=[0], head="fusion", fusion="fusion",
+                             head_dir="head")
+    checks["reload_max_abs_diff_skip_0_logits"] = float(np.abs(reloaded - tensors["skip_0.logits"]).max())
+    assert checks["reload_max_abs_diff_skip_0_logits"] == 0.0
+    finish_case(case, tensors, checks, versions, {"fusion_name": fusion_name})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--allow-version-mismatch", action="store_true")
+    args = ap.parse_args()
+    versions = check_versions(args.allow_version_mismatch, ("torch", "transformers", "adapters", "safetensors"))
+    from adapters import DoubleSeqBnConfig, SeqBnConfig
+
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    single_adapter_case("seq_bn", "a", SeqBnConfig(reduction_factor=4), SEED + 100, versions)
+    single_adapter_case("double_seq_bn", "b", DoubleSeqBnConfig(reduction_factor=4), SEED + 200, versions)
+    parallel_case(versions)
+    fusion_case(versions)
+    for path in OUT.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for case in ("seq_bn", "double_seq_bn", "parallel", "fusion"):
+        write_checksums(OUT / case)
+
+
+if __name__ == "__main__":
+    main()
