@@ -39,6 +39,7 @@ SEED = 20211107
 BASE = FIXTURES / "tiny-bert"
 OUT = FIXTURES / "adapters"
 NUM_LABELS = 3
+CASES = ("seq_bn", "double_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training")
 
 
 def out_dir(*parts: str) -> str:
@@ -172,19 +173,17 @@ def single_adapter_case(case: str, name: str, config, seed: int, versions: dict)
     finish_case(case, tensors, checks, versions)
 
 
-def parallel_case(versions: dict) -> None:
-    """Parallel(p1, p2): two seq_bn adapters (rf 4 and 8), each with its own 3-label head."""
-    from adapters import SeqBnConfig
+def parallel_case(case: str, config_class, seed: int, versions: dict) -> None:
+    """Parallel(p1, p2): two adapters of `config_class` (rf 4 and 8), each with its own 3-label head."""
     from adapters.composition import Parallel
 
-    case = "parallel"
     set_deterministic(SEED)
     model = new_model()
     for i, (name, rf) in enumerate([("p1", 4), ("p2", 8)]):
-        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        model.add_adapter(name, config=config_class(reduction_factor=rf))
         model.add_classification_head(name, num_labels=NUM_LABELS)
-        redraw(model, f".adapters.{name}.", SEED + 300 + 10 * i)
-        redraw(model, f"heads.{name}.", SEED + 301 + 10 * i)
+        redraw(model, f".adapters.{name}.", seed + 10 * i)
+        redraw(model, f"heads.{name}.", seed + 1 + 10 * i)
         model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
 
     tensors = base_tensors()
@@ -205,6 +204,38 @@ def parallel_case(versions: dict) -> None:
     reloaded = reload_logits(case, ["p1", "p2"], Parallel("p1", "p2"), skip_layers=[0])
     checks["reload_max_abs_diff_skip_0_logits"] = max(
         float(np.abs(reloaded[i] - tensors[f"skip_0.{n}.logits"]).max()) for i, n in enumerate(["p1", "p2"]))
+    assert checks["reload_max_abs_diff_skip_0_logits"] == 0.0
+    finish_case(case, tensors, checks, versions)
+
+
+def stack_case(versions: dict) -> None:
+    """Stack("s1", "s2"): two seq_bn adapters (rf 4 and 8); the head is named after the last one, "s2"."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Stack
+
+    case = "stack"
+    set_deterministic(SEED)
+    model = new_model()
+    for i, (name, rf) in enumerate([("s1", 4), ("s2", 8)]):
+        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        redraw(model, f".adapters.{name}.", SEED + 500 + 10 * i)
+    model.add_classification_head("s2", num_labels=NUM_LABELS)
+    redraw(model, "heads.s2.", SEED + 520)
+    model.save_adapter(out_dir(case, "s1"), "s1", with_head=False, use_safetensors=True)
+    model.save_adapter(out_dir(case, "s2"), "s2", with_head=True, use_safetensors=True)
+
+    tensors = base_tensors()
+    checks = {}
+    for prefix, skip in {"": None, "skip_0.": [0]}.items():
+        out, hidden = run(model, Stack("s1", "s2"), skip_layers=skip)
+        assert model.active_head == "s2", model.active_head
+        tensors[prefix + "logits"] = to_numpy(out.logits)
+        tensors[prefix + "last_hidden_state"] = to_numpy(hidden)
+    only_s2, _ = run(model, "s2")
+    checks["max_abs_diff_logits_stack_vs_s2_alone"] = float(np.abs(tensors["logits"] - to_numpy(only_s2.logits)).max())
+    assert checks["max_abs_diff_logits_stack_vs_s2_alone"] > 1e-2
+    reloaded = reload_logits(case, ["s1", "s2"], Stack("s1", "s2"), skip_layers=[0])
+    checks["reload_max_abs_diff_skip_0_logits"] = float(np.abs(reloaded - tensors["skip_0.logits"]).max())
     assert checks["reload_max_abs_diff_skip_0_logits"] == 0.0
     finish_case(case, tensors, checks, versions)
 
@@ -262,6 +293,71 @@ def fusion_case(versions: dict) -> None:
     finish_case(case, tensors, checks, versions, {"fusion_name": fusion_name})
 
 
+TRAIN_SCHEDULE = [None, [0], [0, 1], [1], None, [0]]  # skip_layers per optimizer step
+TRAIN_LABELS = [0, 2, 1]
+TRAIN_ADAMW = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+
+
+def training_case(versions: dict) -> None:
+    """Adapter training with AdapterDrop: seq_bn adapter "t" (rf 4) + head "t", `train_adapter("t")` (base
+    frozen), dropout off (eval mode), mean cross-entropy on the padded batch with labels TRAIN_LABELS, plain
+    torch AdamW (TRAIN_ADAMW, constant lr, no clipping), one optimizer step per entry of TRAIN_SCHEDULE with
+    that entry as skip_layers. Gradients are zeroed with set_to_none=True (what HF Trainer does)."""
+    from adapters import SeqBnConfig
+
+    case = "training"
+    set_deterministic(SEED)
+    model = new_model()
+    model.add_adapter("t", config=SeqBnConfig(reduction_factor=4))
+    model.add_classification_head("t", num_labels=NUM_LABELS)
+    redraw(model, ".adapters.t.", SEED + 600)
+    redraw(model, "heads.t.", SEED + 601)
+    model.save_adapter(out_dir(case, "t"), "t", with_head=True, use_safetensors=True)  # the initial weights
+
+    model.train_adapter("t")  # freezes everything but adapter t and head t; switches to train mode
+    model.eval()  # no dropout: the fixture must not depend on torch's RNG
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    names = sorted(params)
+    assert all(".adapters.t." in n or n.startswith("heads.t.") for n in names), names
+    opt = torch.optim.AdamW([params[n] for n in names], **TRAIN_ADAMW)
+    ids, mask, types, _ = load_inputs()
+    labels = torch.tensor(TRAIN_LABELS)
+
+    tensors = base_tensors()
+    tensors["labels"] = np.array(TRAIN_LABELS, dtype=np.int64)
+    tensors["schedule_skip_mask"] = np.array([[int(s is not None and l in s) for l in range(2)]
+                                              for s in TRAIN_SCHEDULE], dtype=np.int64)
+    losses = []
+    for step, skip in enumerate(TRAIN_SCHEDULE):
+        model.set_active_adapters("t", skip_layers=skip)
+        opt.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        out.loss.backward()
+        if step in (0, 1):
+            tensors[f"step{step}.logits"] = to_numpy(out.logits)
+            for n in names:
+                if params[n].grad is not None:  # None: the layer was skipped (no grad, AdamW leaves it alone)
+                    tensors[f"step{step}.grad.{n}"] = to_numpy(params[n].grad)
+        opt.step()
+        losses.append(float(out.loss.detach()))
+    tensors["losses"] = np.array(losses, dtype=np.float32)
+    for n in names:
+        tensors[f"final.{n}"] = to_numpy(params[n])
+    checks = {"loss_first": losses[0], "loss_last": losses[-1]}
+    # torch AdamW keeps a step count per parameter and skips parameters whose grad is None, so adapter weights
+    # of a dropped layer get neither the update nor the weight decay, and their bias correction lags.
+    steps = {n: int(opt.state[params[n]]["step"]) for n in names}
+    checks["adamw_steps_layer0"] = steps["bert.encoder.layer.0.output.adapters.t.adapter_up.weight"]
+    checks["adamw_steps_layer1"] = steps["bert.encoder.layer.1.output.adapters.t.adapter_up.weight"]
+    checks["adamw_steps_head"] = steps["heads.t.4.weight"]
+    assert (checks["adamw_steps_layer0"], checks["adamw_steps_layer1"], checks["adamw_steps_head"]) == (3, 4, 6)
+    assert losses[-1] < losses[0]
+    assert "step1.grad.bert.encoder.layer.0.output.adapters.t.adapter_up.weight" not in tensors
+    extra = {"schedule": str(TRAIN_SCHEDULE), "adamw": str(TRAIN_ADAMW), "labels": str(TRAIN_LABELS),
+             "loss": "mean cross-entropy (head built-in)"}
+    finish_case(case, tensors, checks, versions, extra)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--allow-version-mismatch", action="store_true")
@@ -273,11 +369,14 @@ def main() -> None:
         shutil.rmtree(OUT)
     single_adapter_case("seq_bn", "a", SeqBnConfig(reduction_factor=4), SEED + 100, versions)
     single_adapter_case("double_seq_bn", "b", DoubleSeqBnConfig(reduction_factor=4), SEED + 200, versions)
-    parallel_case(versions)
+    parallel_case("parallel", SeqBnConfig, SEED + 300, versions)
+    parallel_case("parallel_double_seq_bn", DoubleSeqBnConfig, SEED + 350, versions)
+    stack_case(versions)
     fusion_case(versions)
+    training_case(versions)
     for path in OUT.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    for case in ("seq_bn", "double_seq_bn", "parallel", "fusion"):
+    for case in CASES:
         write_checksums(OUT / case)
 
 
