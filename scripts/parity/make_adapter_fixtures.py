@@ -39,7 +39,7 @@ SEED = 20211107
 BASE = FIXTURES / "tiny-bert"
 OUT = FIXTURES / "adapters"
 NUM_LABELS = 3
-CASES = ("seq_bn", "double_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training")
+CASES = ("seq_bn", "double_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training", "fusion_training")
 
 
 def out_dir(*parts: str) -> str:
@@ -358,6 +358,59 @@ def training_case(versions: dict) -> None:
     finish_case(case, tensors, checks, versions, extra)
 
 
+def fusion_training_case(versions: dict) -> None:
+    """Gradients of AdapterFusion training: f1 (seq_bn rf 4), f2 (seq_bn rf 8), dynamic fusion "f1,f2", head
+    "fusion". `train_adapter_fusion(Fuse("f1","f2"))` freezes the base model and the adapters; the fusion layers
+    and the head train. Dropout off (eval mode). Mean cross-entropy with TRAIN_LABELS. Gradients of the task
+    loss alone, without and with skip_layers=[0], plus the value of the fusion regularisation loss
+    0.01 * sum_layers ||I - W_v||_F^2 (adapters-reference.md 2.b), whose gradient is -0.02 (I - W_v)."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Fuse
+
+    case = "fusion_training"
+    set_deterministic(SEED)
+    model = new_model()
+    for i, (name, rf) in enumerate([("f1", 4), ("f2", 8)]):
+        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        redraw(model, f".adapters.{name}.", SEED + 700 + 10 * i)
+    model.add_adapter_fusion(Fuse("f1", "f2"), "dynamic")
+    model.add_classification_head("fusion", num_labels=NUM_LABELS)
+    redraw(model, "adapter_fusion_layer.f1,f2.", SEED + 750, qk_gain=0.5)
+    redraw(model, "heads.fusion.", SEED + 751)
+    for name in ("f1", "f2"):
+        model.save_adapter(out_dir(case, name), name, with_head=False, use_safetensors=True)
+    model.save_adapter_fusion(out_dir(case, "fusion"), "f1,f2", use_safetensors=True)
+    model.save_head(out_dir(case, "head"), "fusion", use_safetensors=True)
+
+    model.train_adapter_fusion(Fuse("f1", "f2"))
+    model.eval()  # no dropout (fusion score dropout and hidden dropout would need torch's RNG)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    names = sorted(params)
+    assert all("adapter_fusion_layer.f1,f2." in n or n.startswith("heads.fusion.") for n in names), names
+    ids, mask, types, _ = load_inputs()
+    labels = torch.tensor(TRAIN_LABELS)
+    tensors = base_tensors()
+    tensors["labels"] = np.array(TRAIN_LABELS, dtype=np.int64)
+    checks = {}
+    for prefix, skip in {"": None, "skip_0.": [0]}.items():
+        model.set_active_adapters(Fuse("f1", "f2"), skip_layers=skip)
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels, head="fusion")
+        out.loss.backward()
+        tensors[prefix + "loss"] = np.array([float(out.loss.detach())], dtype=np.float32)
+        tensors[prefix + "logits"] = to_numpy(out.logits)
+        for n in names:
+            if params[n].grad is not None:
+                tensors[f"{prefix}grad.{n}"] = to_numpy(params[n].grad)
+    with torch.no_grad():
+        reg = model.get_fusion_regularization_loss()
+    tensors["reg_loss"] = np.array([float(reg)], dtype=np.float32)
+    checks["loss"] = float(tensors["loss"][0])
+    checks["reg_loss"] = float(reg)
+    assert "skip_0.grad.bert.encoder.layer.0.output.adapter_fusion_layer.f1,f2.value.weight" not in tensors
+    finish_case(case, tensors, checks, versions, {"labels": str(TRAIN_LABELS)})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--allow-version-mismatch", action="store_true")
@@ -374,6 +427,7 @@ def main() -> None:
     stack_case(versions)
     fusion_case(versions)
     training_case(versions)
+    fusion_training_case(versions)
     for path in OUT.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     for case in CASES:

@@ -360,7 +360,7 @@ def make_minilm(versions: dict[str, str], corpus_dir: Path | None) -> dict:
     write_json(out_dir / "sentences.json", {
         "source": "vaderSentiment==3.3.2 sdist (PyPI), additional_resources/hutto_ICWSM_2014.tar.gz; "
                   "Hutto & Gilbert, ICWSM 2014. Lines are id<TAB>score<TAB>text; the text field is used as is "
-                  "(HTML entities such as &amp; kept).",
+                  "(HTML entities such as &amp; kept). License: MIT (vaderSentiment, (c) 2016 C.J. Hutto).",
         "sdist_sha256": VADER_SDIST_SHA256,
         "file_sha256": corpus_hashes,
         "selection": select_sentences.__doc__.strip(),
