@@ -14,16 +14,16 @@ import Testing
         // Spans the SIMD body and tail (37 elements) and large magnitudes.
         let x = Tensor(shape: [37], scalars: rng.uniformArray(32, -4, 4) + [-30, -0.5, 0.25, 9, 30])
         let y = activation(x, act, context: context)
-        expectClose(y.scalars, doubles(x).map { referenceActivation(act, $0) }, atol: 1e-6, rtol: 2e-6, "\(act) forward")
+        checkClose(y.scalars, doubles(x).map { referenceActivation(act, $0) }, atol: 1e-6, rtol: 2e-6, "\(act) forward")
         let dy = randomTensor([37], &rng)
         let dx = activationBackward(dy, preactivation: x, activation: act, context: context)
         let fd = doubles(x).enumerated().map { i, xv in
             (referenceActivation(act, xv + 1e-5) - referenceActivation(act, xv - 1e-5)) / 2e-5 * Double(dy.scalars[i])
         }
-        expectClose(dx.scalars, fd, atol: 1e-4, rtol: 1e-4, "\(act) backward")
+        checkClose(dx.scalars, fd, atol: 1e-4, rtol: 1e-4, "\(act) backward")
         var acc = dx
         activationBackward(dy, preactivation: x, activation: act, into: &acc, beta: 1, context: context)
-        expectClose(acc.scalars, dx.scalars.map { 2 * Double($0) }, atol: 0, rtol: 1e-7, "\(act) beta 1")
+        checkClose(acc.scalars, dx.scalars.map { 2 * Double($0) }, atol: 0, rtol: 1e-7, "\(act) beta 1")
     }
 
     @Test func activationNamesFromHuggingFace() {
@@ -58,7 +58,7 @@ import Testing
         var expected = [Double](repeating: 0, count: 37)
         for (i, v) in x.scalars.enumerated() { expected[i % 37] += Double(v) }
         let sums = (1...3).map { columnSums(x, context: ComputeContext(threads: $0)) }
-        expectClose(sums[0].scalars, expected, atol: 1e-4, rtol: 0, "column sums")
+        checkClose(sums[0].scalars, expected, atol: 1e-4, rtol: 0, "column sums")
         #expect(bits(sums[0]) == bits(sums[1]) && bits(sums[0]) == bits(sums[2]))
     }
 
@@ -92,8 +92,8 @@ import Testing
             return total / n
         }
         let xd = doubles(logits)
-        expectClose([result.loss], [reference(xd)], atol: 1e-6, rtol: 1e-6, "loss")
-        expectClose(result.gradient.scalars, finiteDifferenceGradient(xd, reference), atol: 1e-6, rtol: 1e-5, "dlogits")
+        checkClose([result.loss], [reference(xd)], atol: 1e-6, rtol: 1e-6, "loss")
+        checkClose(result.gradient.scalars, finiteDifferenceGradient(xd, reference), atol: 1e-6, rtol: 1e-5, "dlogits")
         #expect(Array(result.gradient.scalars[4..<8]) == [0, 0, 0, 0])
         let allIgnored = crossEntropyLoss(logits: logits, labels: [Int](repeating: -100, count: 5))
         #expect(allIgnored.loss == 0 && allIgnored.gradient.scalars.allSatisfy { $0 == 0 })
@@ -108,8 +108,8 @@ import Testing
         let result = mseLoss(prediction: p, target: t)
         let td = doubles(t)
         func reference(_ x: [Double]) -> Double { zip(x, td).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / 6 }
-        expectClose([result.loss], [reference(doubles(p))], atol: 1e-7, rtol: 1e-6, "mse")
-        expectClose(result.gradient.scalars, finiteDifferenceGradient(doubles(p), reference), atol: 1e-6,
+        checkClose([result.loss], [reference(doubles(p))], atol: 1e-7, rtol: 1e-6, "mse")
+        checkClose(result.gradient.scalars, finiteDifferenceGradient(doubles(p), reference), atol: 1e-6,
                     rtol: 1e-5, "dmse")
     }
 }

@@ -33,7 +33,7 @@ private func referenceBatchedMatmul(_ a: [Double], _ b: [Double], batch: Int, aR
         #expect(c.shape == [batch, m, n])
         let e = referenceBatchedMatmul(doubles(a), doubles(b), batch: batch, aRows: a.shape[1], aCols: a.shape[2],
                                        bRows: b.shape[1], bCols: b.shape[2], ta: ta, tb: tb, alpha: 0.5)
-        expectClose(c.scalars, e, atol: 1e-5 * Double(k), rtol: 1e-5, "matmul \(flags)")
+        checkClose(c.scalars, e, atol: Double(k * k) * 0x1p-24, rtol: 1e-5, "matmul \(flags)")
     }
 
     /// Attention layout: Q, K, V as permuted views of [batch, seq, heads, headDim] buffers, context
@@ -77,8 +77,8 @@ private func referenceBatchedMatmul(_ a: [Double], _ b: [Double], batch: Int, aR
             projectedLoss(referenceBatchedMatmul(av, bv, batch: batch, aRows: aShape[1], aCols: aShape[2],
                                                  bRows: bShape[1], bCols: bShape[2], ta: ta, tb: tb, alpha: 0.7), r)
         }
-        expectClose(da.scalars, finiteDifferenceGradient(ad) { loss($0, bd) }, atol: 1e-4, rtol: 1e-4, "dA \(flags)")
-        expectClose(db.scalars, finiteDifferenceGradient(bd) { loss(ad, $0) }, atol: 1e-4, rtol: 1e-4, "dB \(flags)")
+        checkClose(da.scalars, finiteDifferenceGradient(ad) { loss($0, bd) }, atol: 1e-5, rtol: 1e-4, "dA \(flags)")
+        checkClose(db.scalars, finiteDifferenceGradient(bd) { loss(ad, $0) }, atol: 1e-5, rtol: 1e-4, "dB \(flags)")
 
         // Broadcast B (2-D): its gradient is summed over the batch.
         let b2 = randomTensor(Array(bShape.dropFirst()), &rng)
@@ -91,7 +91,7 @@ private func referenceBatchedMatmul(_ a: [Double], _ b: [Double], batch: Int, aR
                                                  bRows: bShape[1], bCols: bShape[2], ta: ta, tb: tb, alpha: 0.7,
                                                  broadcastB: true), r)
         }
-        expectClose(dB2.scalars, finiteDifferenceGradient(b2d, loss2).map { $0 + 1 }, atol: 1e-4, rtol: 1e-4,
+        checkClose(dB2.scalars, finiteDifferenceGradient(b2d, loss2).map { $0 + 1 }, atol: 1e-5, rtol: 1e-4,
                     "broadcast dB \(flags)")
     }
 
@@ -118,6 +118,6 @@ private func referenceBatchedMatmul(_ a: [Double], _ b: [Double], batch: Int, aR
         let r = matmul(a, b, transposeB: true, context: ComputeContext(threads: 2, gemmBackend: .reference))
         let c = matmul(a, b, transposeB: true, context: ComputeContext(threads: 2, gemmBackend: .cblas))
         #expect(bits(k) == bits(r))
-        expectClose(c.scalars, k.scalars, atol: 1e-5 * 32, rtol: 1e-5, "cblas vs kernels")
+        checkClose(c.scalars, k.scalars, atol: 32 * 32 * 0x1p-24, rtol: 1e-5, "cblas vs kernels")
     }
 }

@@ -2,6 +2,7 @@
 import AdapterCore
 import Foundation
 import TestSupport
+import Testing
 
 /// Every activation the ops support (for sweeps).
 let allActivations: [Activation] = [.identity, .gelu, .geluTanh, .relu, .silu, .tanh, .sigmoid,
@@ -74,3 +75,22 @@ func projectedLoss(_ y: [Double], _ r: [Double]) -> Double {
 
 /// Bit patterns, for bitwise comparisons that print nicely.
 func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
+
+/// `expectClose` that also prints the measured errors when `ADAPTERCORE_REPORT_ERRORS=1` (the
+/// numbers collected in docs/numerics.md).
+@discardableResult
+func checkClose(_ actual: [Float], _ expected: [Double], atol: Double, rtol: Double, _ what: String,
+                sourceLocation: SourceLocation = #_sourceLocation) -> CloseReport {
+    let report = expectClose(actual, expected, atol: atol, rtol: rtol, what, sourceLocation: sourceLocation)
+    if ProcessInfo.processInfo.environment["ADAPTERCORE_REPORT_ERRORS"] == "1" {
+        print("ERRORS \(what): max abs \(report.maxAbsError), max rel \(report.maxRelError) (atol \(atol), rtol \(rtol))")
+    }
+    return report
+}
+
+/// Float-expectation overload of `checkClose`.
+@discardableResult
+func checkClose(_ actual: [Float], _ expected: [Float], atol: Double, rtol: Double, _ what: String,
+                sourceLocation: SourceLocation = #_sourceLocation) -> CloseReport {
+    checkClose(actual, expected.map(Double.init), atol: atol, rtol: rtol, what, sourceLocation: sourceLocation)
+}
