@@ -4,16 +4,18 @@
     /work/venv/bin/python scripts/parity/make_adapter_fixtures.py
 
 Base model: Tests/Fixtures/tiny-bert (run make_encoder_fixtures.py --only tiny first), loaded as the flex-head
-`BertAdapterModel` of adapters 1.3.0 with eager attention, fp32, eval mode. Adapters, fusion layers and heads
+`BertAdapterModel` of adapters 1.3.0 with eager attention, fp32, eval mode (case roberta_seq_bn: tiny-roberta,
+`RobertaAdapterModel`). Adapters, fusion layers and heads
 are created by the library, their weights are then redrawn from seeded generators (the library's
 near-identity / N(0, 0.02) inits would make every case look like the base model), and they are saved with
 the library's own `save_adapter` / `save_adapter_fusion` / `save_head`. The padded batch is the one in
-tiny-bert/expected.safetensors (batch 3, seq 12).
+tiny-bert/expected.safetensors (tiny-roberta/... for RoBERTa; batch 3, seq 12).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import shutil
 import sys
@@ -36,10 +38,21 @@ from _common import (  # noqa: E402
 
 SCRIPT = "scripts/parity/make_adapter_fixtures.py"
 SEED = 20211107
-BASE = FIXTURES / "tiny-bert"
+BASES = {"bert": FIXTURES / "tiny-bert", "roberta": FIXTURES / "tiny-roberta"}
+_base_kind = "bert"  # which tiny model the cases below build on; switched by use_base()
+
+
+@contextlib.contextmanager
+def use_base(kind: str):
+    global _base_kind
+    previous, _base_kind = _base_kind, kind
+    try:
+        yield
+    finally:
+        _base_kind = previous
 OUT = FIXTURES / "adapters"
 NUM_LABELS = 3
-CASES = ("seq_bn", "double_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training", "fusion_training")
+CASES = ("seq_bn", "double_seq_bn", "roberta_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training", "fusion_training")
 
 
 def out_dir(*parts: str) -> str:
@@ -52,23 +65,24 @@ def out_dir(*parts: str) -> str:
 def load_inputs():
     from safetensors.torch import load_file
 
-    e = load_file(str(BASE / "expected.safetensors"))
+    e = load_file(str(BASES[_base_kind] / "expected.safetensors"))
     return e["input_ids"], e["attention_mask"], e["token_type_ids"], e["last_hidden_state"]
 
 
 def new_model():
-    """A fresh BertAdapterModel on the tiny BERT; checks that the base weights loaded (output equals the
-    tiny-bert fixture)."""
-    from adapters import BertAdapterModel
+    """A fresh flex-head model (BertAdapterModel / RobertaAdapterModel) on the current tiny model; checks that
+    the base weights loaded (the encoder output equals the tiny-bert / tiny-roberta fixture)."""
+    from adapters import BertAdapterModel, RobertaAdapterModel
 
-    model = BertAdapterModel.from_pretrained(BASE, attn_implementation="eager").eval()
+    cls = BertAdapterModel if _base_kind == "bert" else RobertaAdapterModel
+    model = cls.from_pretrained(BASES[_base_kind], attn_implementation="eager").eval()
     assert model.config._attn_implementation == "eager"
     # Saved configs record this as "model_name"; keep it free of machine-specific absolute paths.
-    model.config.name_or_path = "tiny-bert"
+    model.config.name_or_path = BASES[_base_kind].name
     ids, mask, types, expected = load_inputs()
     with torch.no_grad():
-        h = model.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-    assert max_abs_diff(h, expected) == 0.0, "BertAdapterModel does not reproduce tiny-bert"
+        h = model.base_model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    assert max_abs_diff(h, expected) == 0.0, f"{cls.__name__} does not reproduce {BASES[_base_kind].name}"
     return model
 
 
@@ -110,7 +124,7 @@ def run(model, setup, skip_layers=None, head=None, fusion_attentions=False):
         kwargs["output_adapter_fusion_attentions"] = True
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, **kwargs)
-        hidden = model.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        hidden = model.base_model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
     return out, hidden
 
 
@@ -136,7 +150,8 @@ def reload_logits(case: str, adapters: list[str], setup, skip_layers=None, head=
 
 
 def finish_case(case: str, tensors: dict, checks: dict, versions: dict, extra: dict | None = None) -> None:
-    meta = provenance(SCRIPT, versions, case=case, seed=SEED, attn_implementation="eager", base_model="tiny-bert",
+    meta = provenance(SCRIPT, versions, case=case, seed=SEED, attn_implementation="eager",
+                      base_model=BASES[_base_kind].name,
                       **(extra or {}), **{f"check.{k}": f"{v:.3e}" for k, v in checks.items()})
     save_tensors(OUT / case / "expected.safetensors", tensors, meta)
     write_checksums(OUT / case)
@@ -422,6 +437,8 @@ def main() -> None:
         shutil.rmtree(OUT)
     single_adapter_case("seq_bn", "a", SeqBnConfig(reduction_factor=4), SEED + 100, versions)
     single_adapter_case("double_seq_bn", "b", DoubleSeqBnConfig(reduction_factor=4), SEED + 200, versions)
+    with use_base("roberta"):
+        single_adapter_case("roberta_seq_bn", "r", SeqBnConfig(reduction_factor=4), SEED + 800, versions)
     parallel_case("parallel", SeqBnConfig, SEED + 300, versions)
     parallel_case("parallel_double_seq_bn", DoubleSeqBnConfig, SEED + 350, versions)
     stack_case(versions)
