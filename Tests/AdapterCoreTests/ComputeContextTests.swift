@@ -25,4 +25,21 @@ import Testing
         #expect(ComputeContext.activeProcessorCount >= 1)
         #expect(ComputeContext().gemmBackend == .kernels)
     }
+
+    /// Calling from the main actor must not trap: the public body is @Sendable (so it does not
+    /// inherit main-actor isolation), and the ops' internal closures are nonisolated.
+    @MainActor @Test func callableFromTheMainActor() {
+        let context = ComputeContext(threads: 2)
+        let count = Atomic<Int>(0)
+        context.parallelFor(taskCount: 64) { _, _ in
+            var s = 0.0
+            for i in 0..<10_000 { s += Double(i) }
+            if s > 0 { count.add(1, ordering: .relaxed) }
+        }
+        let n = count.load(ordering: .relaxed)
+        #expect(n == 64)
+        let x = Tensor(shape: [300, 64], repeating: 0.5), w = Tensor(shape: [200, 64], repeating: 0.25)
+        let y = linear(x, weight: w, activation: .gelu, context: context)
+        #expect(y.scalars.allSatisfy { $0 == y.scalars[0] })
+    }
 }

@@ -58,7 +58,7 @@ public func activation(_ x: Tensor, _ activation: Activation, context: ComputeCo
     let tasks = (n + elementwiseChunk - 1) / elementwiseChunk
     let xp = x.basePointer, yp = y.mutableBasePointer
     withExtendedLifetime(x) {
-        context.parallelFor(taskCount: tasks) { t, _ in
+        context.parallelForUnchecked(taskCount: tasks) { t, _ in
             let lo = t * elementwiseChunk, len = min(elementwiseChunk, n - lo)
             KernelBridge.activationForward(count: len, x: xp + lo, y: yp + lo, activation: activation,
                                            op: "activation(\(activation))")
@@ -89,7 +89,7 @@ public func activationBackward(_ outputGradient: Tensor, preactivation: Tensor, 
     let tasks = (n + elementwiseChunk - 1) / elementwiseChunk
     let xp = x.basePointer, dyp = dy.basePointer, dxp = inputGradient.mutableBasePointer
     withExtendedLifetime((x, dy)) {
-        context.parallelFor(taskCount: tasks) { t, _ in
+        context.parallelForUnchecked(taskCount: tasks) { t, _ in
             let lo = t * elementwiseChunk, len = min(elementwiseChunk, n - lo)
             KernelBridge.activationBackward(count: len, x: xp + lo, dy: dyp + lo, dx: dxp + lo, beta: beta,
                                             activation: activation, op: "activationBackward(\(activation))")

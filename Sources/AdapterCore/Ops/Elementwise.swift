@@ -10,7 +10,7 @@ private func broadcastPeriod(_ a: Tensor, _ b: Tensor, op: String) -> Int {
 
 /// Runs `body(lo, hi)` over fixed chunks of `0..<count` in parallel.
 private func forEachChunk(_ count: Int, context: ComputeContext, _ body: (Int, Int) -> Void) {
-    context.parallelFor(taskCount: (count + elementwiseChunk - 1) / elementwiseChunk) { t, _ in
+    context.parallelForUnchecked(taskCount: (count + elementwiseChunk - 1) / elementwiseChunk) { t, _ in
         body(t * elementwiseChunk, min(count, (t + 1) * elementwiseChunk))
     }
 }

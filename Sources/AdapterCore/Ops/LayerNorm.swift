@@ -48,7 +48,7 @@ public func layerNorm(_ x: Tensor, residual: Tensor? = nil, weight: Tensor?, bia
     let yp = y.mutableBasePointer, sp: UnsafeMutablePointer<Float>? = residual == nil ? nil : sum.mutableBasePointer
     let mp = mean.mutableBasePointer, qp = rstd.mutableBasePointer
     withExtendedLifetime((xc, rc, wc, bc)) {
-        context.parallelFor(taskCount: (rows + layerNormRowChunk - 1) / layerNormRowChunk) { t, _ in
+        context.parallelForUnchecked(taskCount: (rows + layerNormRowChunk - 1) / layerNormRowChunk) { t, _ in
             let lo = t * layerNormRowChunk, n = min(layerNormRowChunk, rows - lo), o = lo * cols
             KernelBridge.layerNormForward(
                 rows: n, cols: cols, x: xp + o, ldx: cols, residual: rp.map { $0 + o }, ldResidual: cols,
@@ -109,7 +109,7 @@ public func layerNormBackward(_ outputGradient: Tensor, input: Tensor, weight: T
                          context: context)
     let dw = weightGradient.mutableBasePointer, db = biasGradient.mutableBasePointer
     let block = 1024
-    context.parallelFor(taskCount: (cols + block - 1) / block) { t, _ in
+    context.parallelForUnchecked(taskCount: (cols + block - 1) / block) { t, _ in
         for j in (t * block)..<min(cols, t * block + block) {
             var sw: Float = 0, sb: Float = 0
             for c in 0..<chunks {
@@ -139,7 +139,7 @@ private func runLayerNormBackward(_ dy: Tensor, input: Tensor, weight: Tensor?, 
     let mc = mean.contiguous(), rc = rstd.contiguous()
     let dyp = dyc.basePointer, spp = sc.basePointer, wp = wc?.basePointer, mp = mc.basePointer, rp = rc.basePointer
     withExtendedLifetime((dyc, sc, wc, mc, rc)) {
-        context.parallelFor(taskCount: (rows + layerNormRowChunk - 1) / layerNormRowChunk) { t, _ in
+        context.parallelForUnchecked(taskCount: (rows + layerNormRowChunk - 1) / layerNormRowChunk) { t, _ in
             let lo = t * layerNormRowChunk, n = min(layerNormRowChunk, rows - lo), o = lo * cols
             let pw = partial.map { $0 + t * 2 * cols }
             KernelBridge.layerNormBackward(

@@ -20,7 +20,7 @@ public func columnSums(_ x: Tensor, accumulatingInto sums: inout Tensor, context
     defer { partial.deallocate() }
     let xp = x.basePointer, sp = sums.mutableBasePointer
     withExtendedLifetime(x) {
-        context.parallelFor(taskCount: chunks) { c, _ in
+        context.parallelForUnchecked(taskCount: chunks) { c, _ in
             let acc = partial + c * cols
             acc.initialize(repeating: 0, count: cols)
             let lo = c * reductionRowChunk, hi = min(rows, lo + reductionRowChunk)
@@ -32,7 +32,7 @@ public func columnSums(_ x: Tensor, accumulatingInto sums: inout Tensor, context
     }
     // Combine partials in chunk order, split over fixed column blocks.
     let block = 1024
-    context.parallelFor(taskCount: (cols + block - 1) / block) { t, _ in
+    context.parallelForUnchecked(taskCount: (cols + block - 1) / block) { t, _ in
         let lo = t * block, hi = min(cols, lo + block)
         for j in lo..<hi {
             var total = partial[j]

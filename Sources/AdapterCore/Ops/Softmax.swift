@@ -29,7 +29,7 @@ public func softmax(_ x: Tensor, scale: Float = 1, mask: Tensor? = nil, context:
     let y = Tensor(uninitializedShape: x.shape)
     let xp = xc.basePointer, mp = mc?.basePointer, yp = y.mutableBasePointer
     withExtendedLifetime((xc, mc)) {
-        context.parallelFor(taskCount: (rows + softmaxRowChunk - 1) / softmaxRowChunk) { t, _ in
+        context.parallelForUnchecked(taskCount: (rows + softmaxRowChunk - 1) / softmaxRowChunk) { t, _ in
             var r = t * softmaxRowChunk
             let end = min(rows, r + softmaxRowChunk)
             while r < end {
@@ -66,7 +66,7 @@ public func softmaxBackward(_ outputGradient: Tensor, output: Tensor, scale: Flo
     let yc = output.contiguous(), dyc = outputGradient.contiguous()
     let yp = yc.basePointer, dyp = dyc.basePointer, dxp = inputGradient.mutableBasePointer
     withExtendedLifetime((yc, dyc)) {
-        context.parallelFor(taskCount: (rows + softmaxRowChunk - 1) / softmaxRowChunk) { t, _ in
+        context.parallelForUnchecked(taskCount: (rows + softmaxRowChunk - 1) / softmaxRowChunk) { t, _ in
             let lo = t * softmaxRowChunk, n = min(softmaxRowChunk, rows - lo), o = lo * cols
             KernelBridge.softmaxBackward(rows: n, cols: cols, y: yp + o, ldy: cols, dy: dyp + o, lddy: cols,
                                          dx: dxp + o, lddx: cols, beta: beta, scale: scale,

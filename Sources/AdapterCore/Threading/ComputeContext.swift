@@ -78,7 +78,20 @@ public final class ComputeContext: @unchecked Sendable {
     ///
     /// For results independent of the thread count, make what each task computes depend only on
     /// `task`, never on `worker` or timing.
-    public func parallelFor(taskCount: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+    ///
+    /// `body` is `@Sendable` because it really runs on several threads at once; this also keeps a
+    /// closure written in `@MainActor` code from inheriting the main actor's isolation (which
+    /// would trap when a worker thread calls it).
+    public func parallelFor(taskCount: Int, _ body: @Sendable (_ task: Int, _ worker: Int) -> Void) {
+        lock.withLock { _ in
+            runTasks(taskCount: taskCount, body)
+        }
+    }
+
+    /// The ops' parallel-for: like `parallelFor`, but `body` need not be `@Sendable` (the ops capture
+    /// raw pointers to disjoint output ranges). Only call it from nonisolated code, so `body` is
+    /// nonisolated too.
+    func parallelForUnchecked(taskCount: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
         lock.withLock { _ in
             runTasks(taskCount: taskCount, body)
         }
