@@ -183,6 +183,19 @@ struct CheckpointSafetensorsTests {
         }
     }
 
+    @Test("F64 values beyond the fp32 range are rejected as Inf after conversion")
+    func f64Overflow() throws {
+        let data: [UInt8] = [1e300, 1.0].flatMap { (v: Double) in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } }
+        let folder = try CheckpointTempFolder()
+        let url = try folder.write("big.safetensors", safetensorsImage(
+            header: #"{"d":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}"#, data: data))
+        #expect(try SafetensorsFile(url: url).floats("d") == [.infinity, 1])
+        #expect(try SafetensorsFile(url: url).nonFiniteTensors().isEmpty)  // finite as stored
+        #expect(throws: SafetensorsError.nonFiniteValues(file: url.path, tensor: "d", nanCount: 0, infinityCount: 1)) {
+            try SafetensorsFile(url: url, options: .init(rejectNonFinite: true)).floats("d")
+        }
+    }
+
     // MARK: Corrupt files (each builds its bytes in code)
 
     /// Writes `bytes`, opens them, and expects exactly `error(path)`.

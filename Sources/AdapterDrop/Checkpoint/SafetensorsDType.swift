@@ -140,27 +140,49 @@ func decodeFloats(
     }
 }
 
-/// Counts NaN and ±Inf elements of a float tensor without converting it.
+/// Counts NaN and ±Inf elements of a float tensor without converting it (exponent bits all ones:
+/// mantissa zero → Inf, else NaN). Plain loops per dtype so that debug builds stay usable on large checkpoints.
 func countNonFinite(_ source: UnsafeRawBufferPointer, dtype: SafetensorsDType, count: Int) -> (nan: Int, infinity: Int) {
     guard count > 0, let base = source.baseAddress else { return (0, 0) }
+    precondition(source.count >= count * dtype.itemSize, "countNonFinite: \(source.count) bytes for \(count) \(dtype)")
     var nans = 0
     var infinities = 0
-    // exponent all ones: mantissa == 0 → Inf, else NaN.
-    func classify<T: FixedWidthInteger>(_ type: T.Type, exponentMask: T, mantissaMask: T) {
-        let size = MemoryLayout<T>.size
+    switch dtype {
+    case .f32:
+        var exponentOnes = 0
+        if Int(bitPattern: base) % 4 == 0 {
+            let words = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt32.self), count: count)
+            for word in words where UInt32(littleEndian: word) & 0x7F80_0000 == 0x7F80_0000 { exponentOnes += 1 }
+        } else {
+            for i in 0..<count {
+                let word = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                if word & 0x7F80_0000 == 0x7F80_0000 { exponentOnes += 1 }
+            }
+        }
+        guard exponentOnes > 0 else { return (0, 0) }  // the common case: one cheap pass
         for i in 0..<count {
-            let bits = T(littleEndian: base.loadUnaligned(fromByteOffset: size * i, as: T.self))
+            let word = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+            if word & 0x7F80_0000 == 0x7F80_0000 {
+                if word & 0x007F_FFFF == 0 { infinities += 1 } else { nans += 1 }
+            }
+        }
+    case .f16, .bf16:
+        let (exponentMask, mantissaMask): (UInt16, UInt16) = dtype == .f16 ? (0x7C00, 0x03FF) : (0x7F80, 0x007F)
+        for i in 0..<count {
+            let bits = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             if bits & exponentMask == exponentMask {
                 if bits & mantissaMask == 0 { infinities += 1 } else { nans += 1 }
             }
         }
-    }
-    switch dtype {
-    case .f32: classify(UInt32.self, exponentMask: 0x7F80_0000, mantissaMask: 0x007F_FFFF)
-    case .f16: classify(UInt16.self, exponentMask: 0x7C00, mantissaMask: 0x03FF)
-    case .bf16: classify(UInt16.self, exponentMask: 0x7F80, mantissaMask: 0x007F)
-    case .f64: classify(UInt64.self, exponentMask: 0x7FF0_0000_0000_0000, mantissaMask: 0x000F_FFFF_FFFF_FFFF)
-    case .i64, .i32: break
+    case .f64:
+        for i in 0..<count {
+            let bits = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
+            if bits & 0x7FF0_0000_0000_0000 == 0x7FF0_0000_0000_0000 {
+                if bits & 0x000F_FFFF_FFFF_FFFF == 0 { infinities += 1 } else { nans += 1 }
+            }
+        }
+    case .i64, .i32:
+        break
     }
     return (nans, infinities)
 }

@@ -248,7 +248,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// rounds to nearest).
     /// - Parameter destination: exactly `info(name).elementCount` elements.
     /// - Throws: `tensorNotFound`, `dtypeMismatch` for an integer tensor, `nonFiniteValues` if
-    ///   `options.rejectNonFinite` is set and the tensor holds NaN/Inf.
+    ///   `options.rejectNonFinite` is set and the converted tensor holds NaN/Inf (F64 values beyond the fp32
+    ///   range count as Inf). `destination` may have been written when it throws.
     public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
         let info = try info(name)
         guard info.dtype.isFloatingPoint else {
@@ -256,14 +257,13 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         precondition(destination.count == info.elementCount,
                      "readFloats(\(name)): destination has \(destination.count) elements, tensor \(info.shape) has \(info.elementCount)")
-        try withRawBytes(of: name) { raw in
-            if options.rejectNonFinite {
-                let (nans, infinities) = countNonFinite(raw, dtype: info.dtype, count: info.elementCount)
-                if nans + infinities > 0 {
-                    throw SafetensorsError.nonFiniteValues(file: url.path, tensor: name, nanCount: nans, infinityCount: infinities)
-                }
+        try withRawBytes(of: name) { raw in decodeFloats(raw, dtype: info.dtype, into: destination) }
+        if options.rejectNonFinite {
+            // Checked after conversion, so F64 values beyond the fp32 range count as Inf.
+            let (nans, infinities) = countNonFinite(UnsafeRawBufferPointer(destination), dtype: .f32, count: destination.count)
+            if nans + infinities > 0 {
+                throw SafetensorsError.nonFiniteValues(file: url.path, tensor: name, nanCount: nans, infinityCount: infinities)
             }
-            decodeFloats(raw, dtype: info.dtype, into: destination)
         }
     }
 
