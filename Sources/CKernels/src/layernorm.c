@@ -8,41 +8,9 @@
  *                                              for |s| up to ~1.7e38 and for tiny spreads)
  *           mean = mean0 + 2^k sum(d)/n,  var = 2^2k (sum(d^2)/n - (sum(d)/n)^2)   (in double)
  *   pass 3  y = (s - mean) * rstd * gamma + beta
- * Never E[x^2] - E[x]^2 on the raw values. */
-#include <math.h>
-
+ * Never E[x^2] - E[x]^2 on the raw values. The row statistics helpers are in internal/eltwise.h. */
 #include "internal/dispatch.h"
 #include "internal/eltwise.h"
-
-int ck_ln_row_pass1(int64_t n, double sum1, int sum_shift, float lo, float hi, float *mean0, float *dscale) {
-    if (lo == hi) { /* constant row (also every row with n == 1) */
-        *mean0 = lo;
-        *dscale = 1.0f;
-        return 1;
-    }
-    double m = ldexp(sum1, sum_shift) / (double)n;
-    if (m < lo) m = lo; /* rounding can push the fp32 mean just outside [lo, hi] */
-    if (m > hi) m = hi;
-    float m0 = (float)m;
-    *mean0 = m0;
-    double dev = fmax((double)hi - m0, m0 - (double)lo);
-    int k = 0;
-    if (isfinite(dev) && dev > 0.0) {
-        int e = ilogb(dev);
-        if (e > 40 || e < -40) k = e < -100 ? -100 : e;
-    }
-    *dscale = (float)ldexp(1.0, -k);
-    return 0;
-}
-
-void ck_ln_row_pass2(int64_t n, float mean0, float dscale, double sd, double sd2, float eps, float *mean, float *rstd) {
-    double inv = 1.0 / (double)dscale; /* exact: a power of two */
-    double md = sd / (double)n;
-    double var = (sd2 / (double)n - md * md) * inv * inv;
-    if (var < 0.0) var = 0.0; /* cancellation in the correction term; NaN stays NaN */
-    *mean = (float)((double)mean0 + md * inv);
-    *rstd = (float)(1.0 / sqrt(var + (double)eps));
-}
 
 ck_status ck_layernorm_fwd_f32(CK_LN_FWD_ARGS) {
     ck_status st = ck_layernorm_fwd_check(rows, cols, x, ldx, residual, ld_residual, y, ldy, sum_out, ld_sum, eps);

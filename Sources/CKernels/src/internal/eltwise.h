@@ -140,16 +140,50 @@ void ck_softmax_bwd_avx512(CK_SM_BWD_ARGS);
 void ck_softmax_fwd_avx2(CK_SM_FWD_ARGS);
 void ck_softmax_bwd_avx2(CK_SM_BWD_ARGS);
 
-/* ---- LayerNorm row statistics shared by every ISA (layernorm.c) ------------------------------ */
+/* ---- LayerNorm row statistics shared by every ISA ------------------------------------------- */
+/* Inline (no libm calls on the common path): they sit on each row's critical path between passes. */
 
-/* Finishes one row's statistics from the first pass: n = cols > 0, sum1 = sum(s) (already divided by
- * 2^sum_shift when the plain sum overflowed), lo/hi = min/max(s). Returns 1 for a constant row
- * (lo == hi: *mean = lo, var = 0), else 0 and *mean0 (fp32 first-pass mean) and *dscale, the
- * power of two the second pass multiplies deviations by so their squares neither overflow nor
- * underflow. */
-int ck_ln_row_pass1(int64_t n, double sum1, int sum_shift, float lo, float hi, float *mean0, float *dscale);
-/* From the second pass (sd = sum(d), sd2 = sum(d^2), d = (s - mean0) * dscale) computes the final
- * mean and rstd = 1/sqrt(var + eps) in double and rounds them to fp32. */
-void ck_ln_row_pass2(int64_t n, float mean0, float dscale, double sd, double sd2, float eps, float *mean, float *rstd);
+#include <math.h>
+
+/* Finishes one row's first pass: n = cols > 0, sum1 = sum(s) (already multiplied by 2^-sum_shift
+ * when the plain fp32 sum overflowed), lo/hi = min/max(s). Returns 1 for a constant row (lo == hi:
+ * *mean0 = lo, var = 0, y = beta). Else 0 with *mean0 (fp32 first-pass mean) and *dscale, the power
+ * of two the second pass multiplies deviations by (1 unless the spread is outside [2^-40, 2^40]) so
+ * their squares neither overflow nor lose precision to underflow. */
+static inline int ck_ln_row_pass1(int64_t n, double inv_n, double sum1, int sum_shift, float lo, float hi,
+                                  float *mean0, float *dscale) {
+    if (lo == hi) {
+        *mean0 = lo;
+        *dscale = 1.0f;
+        return 1;
+    }
+    double m = sum1 * inv_n;
+    if (sum_shift != 0) m = ldexp(m, sum_shift);
+    if (m < (double)lo) m = lo; /* rounding can push the mean just outside [lo, hi] */
+    if (m > (double)hi) m = hi;
+    float m0 = (float)m;
+    *mean0 = m0;
+    double dev = fmax((double)hi - (double)m0, (double)m0 - (double)lo);
+    *dscale = 1.0f;
+    if (!(dev >= 0x1p-40 && dev <= 0x1p40) && isfinite(dev) && dev > 0.0) {
+        int e = ilogb(dev);
+        if (e < -100) e = -100;
+        *dscale = (float)ldexp(1.0, -e);
+    }
+    (void)n;
+    return 0;
+}
+
+/* From the second pass (sd = sum(d), sd2 = sum(d^2), d = (s - mean0) * dscale): final mean and
+ * rstd = 1/sqrt(var + eps), computed in double and rounded to fp32. */
+static inline void ck_ln_row_pass2(double inv_n, float mean0, float dscale, double sd, double sd2, float eps,
+                                   float *mean, float *rstd) {
+    double inv = 1.0 / (double)dscale; /* exact: a power of two */
+    double md = sd * inv_n;
+    double var = (sd2 * inv_n - md * md) * inv * inv;
+    if (var < 0.0) var = 0.0; /* cancellation in the correction term; NaN stays NaN */
+    *mean = (float)((double)mean0 + md * inv);
+    *rstd = (float)(1.0 / sqrt(var + (double)eps));
+}
 
 #endif

@@ -27,6 +27,7 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
     const int64_t nv = n / CKW * CKW;
     const int64_t rem = n - nv;
     const CKM tm = CKV_TAIL(rem > 0 ? rem : 1);
+    const double inv_nd = 1.0 / (double)n;
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * ldx;
         const float *rr = residual != NULL ? residual + r * ld_residual : NULL;
@@ -72,7 +73,7 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
         }
 
         float mean0, dscale, mu, rs;
-        if (ck_ln_row_pass1(n, sum, shift, lo, hi, &mean0, &dscale)) {
+        if (ck_ln_row_pass1(n, inv_nd, sum, shift, lo, hi, &mean0, &dscale)) {
             /* constant row: xhat == 0, y = beta exactly */
             mu = mean0;
             rs = (float)(1.0 / sqrt((double)eps));
@@ -80,28 +81,31 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
             for (j = 0; j < nv; j += CKW) CKV_STORE(yr + j, beta != NULL ? CKV_LOAD(beta + j) : z);
             if (rem > 0) CKV_STOREM(yr + nv, tm, beta != NULL ? CKV_LOADM(beta + nv, tm) : z);
         } else {
-            /* pass 2: scaled deviations from the first-pass mean */
+            /* pass 2: deviations from the first-pass mean (times dscale, a power of two, when != 1) */
             const CKV vm0 = CKV_SET1(mean0), vsc = CKV_SET1(dscale);
+            const int scaled = dscale != 1.0f;
             CKV sd0 = CKV_SET1(0.0f), sd1 = CKV_SET1(0.0f), q0 = CKV_SET1(0.0f), q1 = CKV_SET1(0.0f);
+#define CK_LN_D(expr) (scaled ? CKV_MUL(CKV_SUB((expr), vm0), vsc) : CKV_SUB((expr), vm0))
             for (j = 0; j + 2 * CKW <= nv; j += 2 * CKW) {
-                CKV d0 = CKV_MUL(CKV_SUB(CK_LN_S(j), vm0), vsc);
-                CKV d1 = CKV_MUL(CKV_SUB(CK_LN_S(j + CKW), vm0), vsc);
+                CKV d0 = CK_LN_D(CK_LN_S(j));
+                CKV d1 = CK_LN_D(CK_LN_S(j + CKW));
                 sd0 = CKV_ADD(sd0, d0);
                 sd1 = CKV_ADD(sd1, d1);
                 q0 = CKV_FMA(d0, d0, q0);
                 q1 = CKV_FMA(d1, d1, q1);
             }
             for (; j < nv; j += CKW) {
-                CKV d0 = CKV_MUL(CKV_SUB(CK_LN_S(j), vm0), vsc);
+                CKV d0 = CK_LN_D(CK_LN_S(j));
                 sd0 = CKV_ADD(sd0, d0);
                 q0 = CKV_FMA(d0, d0, q0);
             }
             if (rem > 0) {
-                CKV d1 = CKV_ZEROM(tm, CKV_MUL(CKV_SUB(CK_LN_SM(nv, tm), vm0), vsc));
+                CKV d1 = CKV_ZEROM(tm, CK_LN_D(CK_LN_SM(nv, tm)));
                 sd1 = CKV_ADD(sd1, d1);
                 q1 = CKV_FMA(d1, d1, q1);
             }
-            ck_ln_row_pass2(n, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs);
+#undef CK_LN_D
+            ck_ln_row_pass2(inv_nd, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs);
 
             /* pass 3: y = (s - mean) * rstd * gamma + beta */
             const CKV vmu = CKV_SET1(mu), vrs = CKV_SET1(rs), one = CKV_SET1(1.0f), z = CKV_SET1(0.0f);

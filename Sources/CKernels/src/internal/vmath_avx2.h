@@ -8,8 +8,8 @@
  *
  * Accuracy (measured against double over dense sweeps, see docs/numerics.md "Activations"):
  *   ck_v8_exp       <= 1 ulp-ish (minimax degree-6 polynomial after Cody-Waite reduction; the
- *                      polynomial alone is good to 9.6e-9 relative), overflow -> +inf, underflow -> 0
- *                      or subnormal (split 2^n scaling), NaN -> NaN.
+ *                      polynomial alone is good to 9.6e-9 relative), overflow -> +inf, results below
+ *                      e^-86.5 = 2.7e-38 flush to +0 (no subnormal arithmetic), NaN -> NaN.
  *   ck_v8_erf       |z| <= 1: z + z P6(z^2) (minimax, 3e-9 relative); |z| > 1: 1 - exp(-z^2) erfcx(z)
  *                      with erfcx as t * P8(u), t = 1/(1 + z/2) (2e-7 relative in fp32 evaluation) and
  *                      z^2 split exactly with an FMA so exp(-z^2) is not hurt by rounding of z^2.
@@ -52,11 +52,15 @@ CK_VM256 __m256 ck_v8_clamp(__m256 x, float lo, float hi) {
 
 /* e^x. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, e^r = 1 + r + r^2 P4(r), then
  * multiplication by 2^n1 * 2^n2 with n1 = n >> 1, n2 = n - n1 (each a normal power of two for
- * n in [-150, 129], so overflow gives +inf and underflow a correctly signed 0/subnormal). */
+ * n in [-125, 129], so overflow gives +inf). x < -86.5 gives +0 (flush, see below). */
 CK_VM256 __m256 ck_v8_exp(__m256 x) {
-    x = ck_v8_clamp(x, -104.0f, 89.0f);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23: t - magic = round(x log2 e) */
+    /* Results below e^-86.5 (2.7e-38) flush to +0 without any subnormal arithmetic (which costs a
+     * microcode assist per lane on this class of CPU); NaN is kept (unordered compare). */
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NLT_UQ);
+    x = ck_v8_clamp(x, -86.5f, 89.0f);
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(t, magic);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.390615245e-03f);
@@ -67,13 +71,14 @@ CK_VM256 __m256 ck_v8_exp(__m256 x) {
     __m256 r2 = _mm256_mul_ps(r, r);
     p = _mm256_fmadd_ps(p, r2, r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_cvtps_epi32(n);
+    /* integer n from the low mantissa bits of t (exact for |n| < 2^22); NaN lanes: p is NaN already */
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
     __m256i n1 = _mm256_srai_epi32(ni, 1);
     __m256i n2 = _mm256_sub_epi32(ni, n1);
     const __m256i bias = _mm256_set1_epi32(127);
     __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
 }
 
 /* e^-(hi + lo) for a small correction lo (|lo| <= ulp(hi)): e^-hi * (1 - lo). */

@@ -7,8 +7,8 @@
  *
  * Accuracy (measured against double over dense sweeps, see docs/numerics.md "Activations"):
  *   ck_v16_exp       <= 1 ulp-ish (minimax degree-6 polynomial after Cody-Waite reduction; the
- *                      polynomial alone is good to 9.6e-9 relative), overflow -> +inf, underflow -> 0
- *                      or subnormal (scalef), NaN -> NaN.
+ *                      polynomial alone is good to 9.6e-9 relative), overflow -> +inf, results below
+ *                      e^-86.5 = 2.7e-38 flush to +0 (no subnormal arithmetic), NaN -> NaN.
  *   ck_v16_erf       |z| <= 1: z + z P6(z^2) (minimax, 3e-9 relative); |z| > 1: 1 - exp(-z^2) erfcx(z)
  *                      with erfcx as t * P8(u), t = 1/(1 + z/2) (2e-7 relative in fp32 evaluation) and
  *                      z^2 split exactly with an FMA so exp(-z^2) is not hurt by rounding of z^2.
@@ -51,12 +51,16 @@ CK_VM512 __m512 ck_v16_clamp(__m512 x, float lo, float hi) {
 
 /* ---- exp --------------------------------------------------------------------------------- */
 
-/* e^x. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, e^r = 1 + r + r^2 P4(r), then
- * scalef (exact 2^n scaling with correct overflow/underflow/subnormal behaviour). */
+/* e^x. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, e^r = 1 + r + r^2 P4(r), then scalef
+ * (exact 2^n scaling; overflow gives +inf). x < -86.5 gives +0 (flush, see below). */
 CK_VM512 __m512 ck_v16_exp(__m512 x) {
-    x = ck_v16_clamp(x, -104.0f, 89.0f);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23: t - magic = round(x log2 e) */
+    /* Results below e^-86.5 (2.7e-38) flush to +0 without any subnormal arithmetic (which costs a
+     * microcode assist per lane on this class of CPU); NaN is kept (unordered compare). */
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-86.5f), _CMP_NLT_UQ);
+    x = ck_v16_clamp(x, -86.5f, 89.0f);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
+    __m512 n = _mm512_sub_ps(t, magic);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.390615245e-03f);
@@ -67,7 +71,7 @@ CK_VM512 __m512 ck_v16_exp(__m512 x) {
     __m512 r2 = _mm512_mul_ps(r, r);
     p = _mm512_fmadd_ps(p, r2, r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
 /* e^-(hi + lo) for a small correction lo (|lo| <= ulp(hi)): e^-hi * (1 - lo). */

@@ -6,6 +6,7 @@
 
 void ck_layernorm_fwd_kernel_ref(CK_LN_FWD_ARGS) {
     const int64_t n = cols;
+    const double inv_n = n > 0 ? 1.0 / (double)n : 0.0;
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * ldx;
         const float *rr = residual != NULL ? residual + r * ld_residual : NULL;
@@ -35,7 +36,7 @@ void ck_layernorm_fwd_kernel_ref(CK_LN_FWD_ARGS) {
             }
         }
         float mean0, dscale, mu, rs;
-        if (ck_ln_row_pass1(n, sum, shift, lo, hi, &mean0, &dscale)) {
+        if (ck_ln_row_pass1(n, inv_n, sum, shift, lo, hi, &mean0, &dscale)) {
             mu = mean0;
             rs = (float)(1.0 / sqrt((double)eps));
             for (int64_t j = 0; j < n; ++j) yr[j] = beta != NULL ? beta[j] : 0.0f; /* xhat == 0 */
@@ -48,7 +49,7 @@ void ck_layernorm_fwd_kernel_ref(CK_LN_FWD_ARGS) {
                 sd += d;
                 sd2 += d * d;
             }
-            ck_ln_row_pass2(n, mean0, dscale, sd, sd2, eps, &mu, &rs);
+            ck_ln_row_pass2(inv_n, mean0, dscale, sd, sd2, eps, &mu, &rs);
             /* pass 3: normalise */
             for (int64_t j = 0; j < n; ++j) {
                 float s = rr != NULL ? xr[j] + rr[j] : xr[j];
