@@ -47,6 +47,12 @@ func eltExpectPaddingUntouched(_ buffer: [Float], rows: Int, cols: Int, ld: Int,
     }
 }
 
+/// Calls `body` with the array's base address, or nil for a nil array.
+func eltOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
 /// The [rows, cols] block of a padded buffer, row-major and contiguous.
 func eltBlock(_ buffer: [Float], rows: Int, cols: Int, ld: Int) -> [Float] {
     var out = [Float]()

@@ -7,7 +7,8 @@
  *   pass 2  d = (s - mean0) * 2^-k; sum(d), sum(d^2)   (corrected two-pass; 2^-k keeps d^2 in range
  *                                              for |s| up to ~1.7e38 and for tiny spreads)
  *           mean = mean0 + 2^k sum(d)/n,  var = 2^2k (sum(d^2)/n - (sum(d)/n)^2)   (in double)
- *   pass 3  y = (s - mean) * rstd * gamma + beta
+ *   pass 3  y = ((s - mean0) * rstd + shift) * gamma + beta,  shift = -(mean - mean0) * rstd
+ *           (so the fp32 rounding of the saved mean does not enter y)
  * Never E[x^2] - E[x]^2 on the raw values. The row statistics helpers are in internal/eltwise.h. */
 #include "internal/dispatch.h"
 #include "internal/eltwise.h"

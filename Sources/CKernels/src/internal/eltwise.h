@@ -174,16 +174,21 @@ static inline int ck_ln_row_pass1(int64_t n, double inv_n, double sum1, int sum_
     return 0;
 }
 
-/* From the second pass (sd = sum(d), sd2 = sum(d^2), d = (s - mean0) * dscale): final mean and
- * rstd = 1/sqrt(var + eps), computed in double and rounded to fp32. */
+/* From the second pass (sd = sum(d), sd2 = sum(d^2), d = (s - mean0) * dscale): the final mean and
+ * rstd = 1/sqrt(var + eps), computed in double and rounded to fp32, and *shift = -(mean - mean0) * rstd
+ * so pass 3 forms xhat = (s - mean0) * rstd + shift: s - mean0 is exact for s near the mean
+ * (Sterbenz) and the correction is tiny, so xhat does not inherit the rounding of the fp32 mean
+ * (ulp(mean)/2 * rstd, i.e. 4e-4 for rows offset by 1e4 with unit spread). */
 static inline void ck_ln_row_pass2(double inv_n, float mean0, float dscale, double sd, double sd2, float eps,
-                                   float *mean, float *rstd) {
+                                   float *mean, float *rstd, float *shift) {
     double inv = 1.0 / (double)dscale; /* exact: a power of two */
     double md = sd * inv_n;
     double var = (sd2 * inv_n - md * md) * inv * inv;
     if (var < 0.0) var = 0.0; /* cancellation in the correction term; NaN stays NaN */
+    double rs = 1.0 / sqrt(var + (double)eps);
     *mean = (float)((double)mean0 + md * inv);
-    *rstd = (float)(1.0 / sqrt(var + (double)eps));
+    *rstd = (float)rs;
+    *shift = (float)(-md * inv * rs);
 }
 
 #endif

@@ -72,7 +72,7 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
             sum = CKV_HSUM(acc0);
         }
 
-        float mean0, dscale, mu, rs;
+        float mean0, dscale, mu, rs, xshift;
         if (ck_ln_row_pass1(n, inv_nd, sum, shift, lo, hi, &mean0, &dscale)) {
             /* constant row: xhat == 0, y = beta exactly */
             mu = mean0;
@@ -105,18 +105,18 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
                 q1 = CKV_FMA(d1, d1, q1);
             }
 #undef CK_LN_D
-            ck_ln_row_pass2(inv_nd, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs);
+            ck_ln_row_pass2(inv_nd, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs, &xshift);
 
-            /* pass 3: y = (s - mean) * rstd * gamma + beta */
-            const CKV vmu = CKV_SET1(mu), vrs = CKV_SET1(rs), one = CKV_SET1(1.0f), z = CKV_SET1(0.0f);
+            /* pass 3: y = xhat * gamma + beta, xhat = (s - mean0) * rstd + shift (see ck_ln_row_pass2) */
+            const CKV vrs = CKV_SET1(rs), vsh = CKV_SET1(xshift), one = CKV_SET1(1.0f), z = CKV_SET1(0.0f);
             for (j = 0; j < nv; j += CKW) {
-                CKV xh = CKV_MUL(CKV_SUB(CK_LN_S(j), vmu), vrs);
+                CKV xh = CKV_FMA(CKV_SUB(CK_LN_S(j), vm0), vrs, vsh);
                 CKV g = gamma != NULL ? CKV_LOAD(gamma + j) : one;
                 CKV b = beta != NULL ? CKV_LOAD(beta + j) : z;
                 CKV_STORE(yr + j, CKV_FMA(xh, g, b));
             }
             if (rem > 0) {
-                CKV xh = CKV_MUL(CKV_SUB(CK_LN_SM(nv, tm), vmu), vrs);
+                CKV xh = CKV_FMA(CKV_SUB(CK_LN_SM(nv, tm), vm0), vrs, vsh);
                 CKV g = gamma != NULL ? CKV_LOADM(gamma + nv, tm) : one;
                 CKV b = beta != NULL ? CKV_LOADM(beta + nv, tm) : z;
                 CKV_STOREM(yr + nv, tm, CKV_FMA(xh, g, b));

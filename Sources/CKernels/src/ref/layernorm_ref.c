@@ -35,7 +35,7 @@ void ck_layernorm_fwd_kernel_ref(CK_LN_FWD_ARGS) {
                 sum += s * 0x1p-64f;
             }
         }
-        float mean0, dscale, mu, rs;
+        float mean0, dscale, mu, rs, xshift;
         if (ck_ln_row_pass1(n, inv_n, sum, shift, lo, hi, &mean0, &dscale)) {
             mu = mean0;
             rs = (float)(1.0 / sqrt((double)eps));
@@ -49,11 +49,12 @@ void ck_layernorm_fwd_kernel_ref(CK_LN_FWD_ARGS) {
                 sd += d;
                 sd2 += d * d;
             }
-            ck_ln_row_pass2(inv_n, mean0, dscale, sd, sd2, eps, &mu, &rs);
+            ck_ln_row_pass2(inv_n, mean0, dscale, sd, sd2, eps, &mu, &rs, &xshift);
             /* pass 3: normalise */
             for (int64_t j = 0; j < n; ++j) {
                 float s = rr != NULL ? xr[j] + rr[j] : xr[j];
-                float xhat = (s - mu) * rs;
+                float t0 = (s - mean0) * rs;
+                float xhat = t0 + xshift;
                 float g = gamma != NULL ? gamma[j] : 1.0f;
                 float b = beta != NULL ? beta[j] : 0.0f;
                 float t = xhat * g;
