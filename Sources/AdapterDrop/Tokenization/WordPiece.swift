@@ -1,0 +1,151 @@
+import Foundation
+
+/// `BertNormalizer` of HF `tokenizers` (normalizers/bert.rs): clean text, pad CJK ideographs with spaces,
+/// strip accents (NFD, drop Mn), lowercase — in that order, as the Rust fast tokenizer does (the Python
+/// slow tokenizer lowercases before stripping accents; the outputs agree except where they differ, and we
+/// follow the fast one).
+struct BertNormalizer: Sendable {
+    var cleanText: Bool
+    var handleChineseChars: Bool
+    var stripAccents: Bool
+    var lowercase: Bool
+
+    func normalize(_ input: ArraySlice<UInt32>) -> [UInt32] {
+        var out: [UInt32] = []
+        out.reserveCapacity(input.count + 8)
+        var nonASCII = false
+        for v in input {
+            if cleanText {
+                if CharacterClasses.bertControl.contains(v) { continue }
+                if CharacterClasses.bertWhitespace.contains(v) { out.append(0x20); continue }
+            }
+            if handleChineseChars && v >= 0x3400 && CharacterClasses.isCJK(v) {
+                out.append(0x20); out.append(v); out.append(0x20)
+                nonASCII = true
+                continue
+            }
+            if v >= 0x80 { nonASCII = true }
+            out.append(v)
+        }
+        if stripAccents && nonASCII {
+            var s = String.UnicodeScalarView()
+            s.append(contentsOf: out.map { Unicode.Scalar($0)! })
+            let decomposed = String(s).decomposedStringWithCanonicalMapping
+            out.removeAll(keepingCapacity: true)
+            for scalar in decomposed.unicodeScalars where !CharacterClasses.nonspacingMark.contains(scalar.value) {
+                out.append(scalar.value)
+            }
+        }
+        if lowercase {
+            if nonASCII {
+                var lowered: [UInt32] = []
+                lowered.reserveCapacity(out.count)
+                for v in out {
+                    if v < 0x80 {
+                        lowered.append(v >= 0x41 && v <= 0x5A ? v + 32 : v)
+                    } else if let mapped = UnicodeOverrides.lowercase[v] {
+                        lowered.append(contentsOf: mapped)
+                    } else {
+                        let scalar = Unicode.Scalar(v)!
+                        if scalar.properties.changesWhenLowercased {
+                            lowered.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars.map(\.value))
+                        } else {
+                            lowered.append(v)
+                        }
+                    }
+                }
+                out = lowered
+            } else {
+                for i in out.indices where out[i] >= 0x41 && out[i] <= 0x5A { out[i] += 32 }
+            }
+        }
+        return out
+    }
+}
+
+/// Per-code-point corrections where Swift's Unicode data differs from the Rust crates HF uses.
+enum UnicodeOverrides {
+    static let lowercase: [UInt32: [UInt32]] = [:]
+}
+
+/// `BertPreTokenizer`: split on whitespace (dropped) and isolate every punctuation character.
+enum BertPreTokenizer {
+    /// Appends the word ranges of `text` to `words`.
+    static func split(_ text: [UInt32], into words: inout [Range<Int>]) {
+        var start = -1
+        for (i, v) in text.enumerated() {
+            if CharacterClasses.isWhitespace(v) {
+                if start >= 0 { words.append(start..<i); start = -1 }
+            } else if CharacterClasses.bertPunctuation.contains(v) {
+                if start >= 0 { words.append(start..<i); start = -1 }
+                words.append(i..<(i + 1))
+            } else if start < 0 {
+                start = i
+            }
+        }
+        if start >= 0 { words.append(start..<text.count) }
+    }
+}
+
+/// WordPiece greedy longest-match-first (HF `models/wordpiece`): a word longer than
+/// `maxInputCharsPerWord` Unicode scalars, or one with any unmatched remainder, becomes the unknown token.
+struct WordPieceModel: Sendable {
+    let vocabulary: Vocabulary
+    let unknownID: Int32
+    let continuingPrefix: [UInt8]
+    let maxInputCharsPerWord: Int
+
+    func tokenize(_ word: ArraySlice<UInt32>, into ids: inout [Int32]) {
+        let n = word.count
+        if n > maxInputCharsPerWord { ids.append(unknownID); return }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(n * 2)
+        var bounds = [Int](repeating: 0, count: n + 1)
+        var k = 0
+        for v in word {
+            bounds[k] = bytes.count
+            UTF8.encode(Unicode.Scalar(v)!) { bytes.append($0) }
+            k += 1
+        }
+        bounds[n] = bytes.count
+        let mark = ids.count
+        var scratch = continuingPrefix
+        let p = continuingPrefix.count
+        var start = 0
+        while start < n {
+            var end = n
+            var found: Int32? = nil
+            if start == 0 {
+                bytes.withUnsafeBufferPointer { all in
+                    while end > start {
+                        if let id = vocabulary.lookup(UnsafeBufferPointer(rebasing: all[bounds[start]..<bounds[end]])) {
+                            found = id
+                            break
+                        }
+                        end -= 1
+                    }
+                }
+            } else {
+                scratch.removeSubrange(p...)
+                scratch.append(contentsOf: bytes[bounds[start]..<bounds[n]])
+                scratch.withUnsafeBufferPointer { all in
+                    while end > start {
+                        let length = p + bounds[end] - bounds[start]
+                        if let id = vocabulary.lookup(UnsafeBufferPointer(rebasing: all[0..<length])) {
+                            found = id
+                            break
+                        }
+                        end -= 1
+                    }
+                }
+            }
+            guard let id = found else {
+                ids.removeSubrange(mark...)
+                ids.append(unknownID)
+                return
+            }
+            ids.append(id)
+            start = end
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+@testable import AdapterDrop
+
+/// Parity with the Hugging Face fast tokenizer (`tokenizers` 0.22.2 / `transformers` 4.57.6) on the shared
+/// corpus (~2,000 rows of real text plus hard cases, singles and pairs). Tier D: exact ids and type ids.
+@Suite("Tokenizer parity with HF fast tokenizers")
+struct TokenizerParityTests {
+    @Test("BERT WordPiece from vocab.txt (all-MiniLM-L6-v2) matches BertTokenizerFast")
+    func bertVocabTxt() throws {
+        let tokenizer = try SubwordTokenizer.bertWordPiece(vocabularyFile: TokenizerFixtures.url("bert/vocab.txt"))
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: "bert/minilm_expected.jsonl")
+        #expect(report.checked == TokenizerFixtures.corpus.count)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+
+    /// The trimmed (ids < 3000) MiniLM tokenizer.json with each normalizer configuration, rewritten the same
+    /// way the generator rewrote it before asking HF.
+    @Test("BERT WordPiece from tokenizer.json, four normalizer configurations",
+          arguments: [("uncased", "true", "null"), ("cased", "false", "false"),
+                      ("lower_keep_accents", "true", "false"), ("strip_only", "false", "true")])
+    func bertTokenizerJSON(name: String, lowercase: String, stripAccents: String) throws {
+        var text = try String(contentsOf: TokenizerFixtures.url("bert/small.tokenizer.json"), encoding: .utf8)
+        let original = "\"strip_accents\":null,\"lowercase\":true"
+        #expect(text.contains(original))
+        text = text.replacingOccurrences(of: original, with: "\"strip_accents\":\(stripAccents),\"lowercase\":\(lowercase)")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("small_\(name)_\(UUID().uuidString).json")
+        try Data(text.utf8).write(to: tmp)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let tokenizer = try SubwordTokenizer(tokenizerJSON: tmp)
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: "bert/small_\(name)_expected.jsonl")
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+
+    @Test("Byte-level BPE from tokenizer.json matches the HF fast tokenizer")
+    func bpeTokenizerJSON() throws {
+        let tokenizer = try SubwordTokenizer(tokenizerJSON: TokenizerFixtures.url("bpe/tokenizer.json"))
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: "bpe/expected.jsonl")
+        #expect(report.checked == TokenizerFixtures.corpus.count)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+
+    /// Expected outputs come from `RobertaTokenizerFast(vocab_file:merges_file:add_prefix_space:)`.
+    @Test("Byte-level BPE from vocab.json + merges.txt matches RobertaTokenizerFast, with and without add_prefix_space",
+          arguments: [(false, "bpe/expected_roberta_fast.jsonl"), (true, "bpe/expected_roberta_fast_prefix_space.jsonl")])
+    func bpeVocabMerges(addPrefixSpace: Bool, expectedFile: String) throws {
+        let tokenizer = try SubwordTokenizer.byteLevelBPE(
+            vocabularyFile: TokenizerFixtures.url("bpe/vocab.json"), mergesFile: TokenizerFixtures.url("bpe/merges.txt"),
+            addPrefixSpace: addPrefixSpace)
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: expectedFile)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+}
