@@ -18,18 +18,18 @@ extension SubwordTokenizer {
     public convenience init(tokenizerJSON url: URL, padToken: String? = nil,
                             limits: TokenizerLoadingLimits = TokenizerLoadingLimits()) throws {
         let path = url.path
-        let root = try MiniJSONParser.parse(try TokenizerFiles.readBytes(url, limits: limits), path: path,
+        let root = try TokenizerJSONParser.parse(try TokenizerFiles.readBytes(url, limits: limits), path: path,
                                             maxDepth: limits.maxJSONDepth)
         guard root.members != nil else { throw TokenizerError.missingKey(path: path, key: "<top-level object>") }
         guard let modelJSON = root["model"], modelJSON.members != nil else { throw TokenizerError.missingKey(path: path, key: "model") }
         let modelType = modelJSON["type"]?.string ?? (modelJSON["merges"] != nil ? "BPE" : "")
         guard let vocabMembers = modelJSON["vocab"]?.members else { throw TokenizerError.missingKey(path: path, key: "model.vocab") }
-        func optionalString(_ value: JSONValue?, _ key: String) throws -> String? {
+        func optionalString(_ value: TokenizerJSONValue?, _ key: String) throws -> String? {
             guard let value, !value.isNull else { return nil }
             guard let s = value.string else { throw TokenizerError.missingKey(path: path, key: key) }
             return s
         }
-        func flag(_ value: JSONValue?, _ key: String, default d: Bool) throws -> Bool {
+        func flag(_ value: TokenizerJSONValue?, _ key: String, default d: Bool) throws -> Bool {
             guard let value, !value.isNull else { return d }
             guard let b = value.bool else { throw TokenizerError.missingKey(path: path, key: key) }
             return b

@@ -80,7 +80,7 @@ extension SubwordTokenizer {
         maskToken: String = "<mask>", limits: TokenizerLoadingLimits = TokenizerLoadingLimits()
     ) throws -> SubwordTokenizer {
         let vocabPath = vocabularyFile.path
-        let json = try MiniJSONParser.parse(try TokenizerFiles.readBytes(vocabularyFile, limits: limits),
+        let json = try TokenizerJSONParser.parse(try TokenizerFiles.readBytes(vocabularyFile, limits: limits),
                                             path: vocabPath, maxDepth: limits.maxJSONDepth)
         guard let members = json.members else { throw TokenizerError.missingKey(path: vocabPath, key: "<top-level object>") }
         let vocabulary = try buildVocabulary(members, path: vocabPath, key: "", limits: limits)
@@ -132,7 +132,7 @@ extension SubwordTokenizer {
         return items
     }
 
-    static func buildVocabulary(_ members: [(key: String, value: JSONValue)], path: String, key: String,
+    static func buildVocabulary(_ members: [(key: String, value: TokenizerJSONValue)], path: String, key: String,
                                 limits: TokenizerLoadingLimits) throws -> Vocabulary {
         if members.isEmpty { throw TokenizerError.emptyVocabulary(path: path) }
         if members.count > limits.maxEntries { throw TokenizerError.tooManyEntries(path: path, count: members.count, limit: limits.maxEntries) }

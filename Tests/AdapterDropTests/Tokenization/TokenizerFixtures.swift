@@ -11,14 +11,14 @@ enum TokenizerFixtures {
 
     /// JSON lines parsed with the library's exact-scalar reader (`JSONSerialization` on Linux drops a raw
     /// U+FEFF inside strings, which would corrupt the hard cases).
-    static func jsonLines(_ name: String) throws -> [JSONValue] {
+    static func jsonLines(_ name: String) throws -> [TokenizerJSONValue] {
         let bytes = [UInt8](try Data(contentsOf: url(name)))
         return try bytes.split(separator: 0x0A).map {
-            try MiniJSONParser.parse(Array($0), path: name, maxDepth: 16)
+            try TokenizerJSONParser.parse(Array($0), path: name, maxDepth: 16)
         }
     }
 
-    static func ints(_ value: JSONValue?) -> [Int]? { value?.array?.map { $0.int! } }
+    static func ints(_ value: TokenizerJSONValue?) -> [Int]? { value?.array?.map { $0.int! } }
 
     struct Row {
         var first: String

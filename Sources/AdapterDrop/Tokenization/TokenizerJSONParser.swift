@@ -2,16 +2,16 @@
 /// in file order as (key, value) pairs without hashing the keys as `String`s, so vocabulary keys that are
 /// canonically equivalent but differ in Unicode scalars ("é" vs "e\u{301}") stay distinct, as in HF.
 /// Depth and size are bounded by the caller's `TokenizerLoadingLimits`.
-indirect enum JSONValue {
+indirect enum TokenizerJSONValue {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([(key: String, value: JSONValue)])
+    case array([TokenizerJSONValue])
+    case object([(key: String, value: TokenizerJSONValue)])
 
     /// First member named `key` (keys compared by exact UTF-8 bytes).
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> TokenizerJSONValue? {
         guard case .object(let members) = self else { return nil }
         let keyBytes = Array(key.utf8)
         for member in members where member.key.utf8.elementsEqual(keyBytes) { return member.value }
@@ -21,8 +21,8 @@ indirect enum JSONValue {
     var string: String? { if case .string(let s) = self { return s }; return nil }
     var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     var isNull: Bool { if case .null = self { return true }; return false }
-    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    var members: [(key: String, value: JSONValue)]? { if case .object(let m) = self { return m }; return nil }
+    var array: [TokenizerJSONValue]? { if case .array(let a) = self { return a }; return nil }
+    var members: [(key: String, value: TokenizerJSONValue)]? { if case .object(let m) = self { return m }; return nil }
     /// An integral number in `Int` range.
     var int: Int? {
         guard case .number(let d) = self, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
@@ -30,17 +30,17 @@ indirect enum JSONValue {
     }
 }
 
-struct MiniJSONParser {
+struct TokenizerJSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private let path: String
     private let maxDepth: Int
 
-    static func parse(_ bytes: [UInt8], path: String, maxDepth: Int) throws -> JSONValue {
+    static func parse(_ bytes: [UInt8], path: String, maxDepth: Int) throws -> TokenizerJSONValue {
         if let offset = TokenizerFiles.firstInvalidUTF8Offset(bytes) {
             throw TokenizerError.invalidUTF8(path: path, byteOffset: offset)
         }
-        var parser = MiniJSONParser(bytes: bytes, path: path, maxDepth: maxDepth)
+        var parser = TokenizerJSONParser(bytes: bytes, path: path, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -74,13 +74,13 @@ struct MiniJSONParser {
         index += count
     }
 
-    private mutating func parseValue(depth: Int) throws -> JSONValue {
+    private mutating func parseValue(depth: Int) throws -> TokenizerJSONValue {
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
         guard index < bytes.count else { throw error("unexpected end") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var members: [(key: String, value: JSONValue)] = []
+            var members: [(key: String, value: TokenizerJSONValue)] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
@@ -100,7 +100,7 @@ struct MiniJSONParser {
             }
         case UInt8(ascii: "["):
             index += 1
-            var values: [JSONValue] = []
+            var values: [TokenizerJSONValue] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(values) }
             while true {
