@@ -2,13 +2,13 @@
 /// in file order as (key, value) pairs without hashing the keys as `String`s, so vocabulary keys that are
 /// canonically equivalent but differ in Unicode scalars ("é" vs "e\u{301}") stay distinct, as in HF.
 /// Depth and size are bounded by the caller's `TokenizerLoadingLimits`.
-indirect enum TokenizerJSONValue {
+enum TokenizerJSONValue {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
     case array([TokenizerJSONValue])
-    case object([(key: String, value: TokenizerJSONValue)])
+    case object([TokenizerJSONMember])
 
     /// First member named `key` (keys compared by exact UTF-8 bytes).
     subscript(key: String) -> TokenizerJSONValue? {
@@ -22,12 +22,18 @@ indirect enum TokenizerJSONValue {
     var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     var isNull: Bool { if case .null = self { return true }; return false }
     var array: [TokenizerJSONValue]? { if case .array(let a) = self { return a }; return nil }
-    var members: [(key: String, value: TokenizerJSONValue)]? { if case .object(let m) = self { return m }; return nil }
+    var members: [TokenizerJSONMember]? { if case .object(let m) = self { return m }; return nil }
     /// An integral number in `Int` range.
     var int: Int? {
         guard case .number(let d) = self, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
         return Int(d)
     }
+}
+
+/// One object member, in file order.
+struct TokenizerJSONMember {
+    var key: String
+    var value: TokenizerJSONValue
 }
 
 struct TokenizerJSONParser {
@@ -80,7 +86,7 @@ struct TokenizerJSONParser {
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var members: [(key: String, value: TokenizerJSONValue)] = []
+            var members: [TokenizerJSONMember] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
@@ -91,7 +97,7 @@ struct TokenizerJSONParser {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
                 skipWhitespace()
-                members.append((key, try parseValue(depth: depth + 1)))
+                members.append(TokenizerJSONMember(key: key, value: try parseValue(depth: depth + 1)))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }

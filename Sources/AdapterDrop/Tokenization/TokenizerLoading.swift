@@ -132,7 +132,7 @@ extension SubwordTokenizer {
         return items
     }
 
-    static func buildVocabulary(_ members: [(key: String, value: TokenizerJSONValue)], path: String, key: String,
+    static func buildVocabulary(_ members: [TokenizerJSONMember], path: String, key: String,
                                 limits: TokenizerLoadingLimits) throws -> Vocabulary {
         if members.isEmpty { throw TokenizerError.emptyVocabulary(path: path) }
         if members.count > limits.maxEntries { throw TokenizerError.tooManyEntries(path: path, count: members.count, limit: limits.maxEntries) }
