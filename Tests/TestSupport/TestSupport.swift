@@ -1,5 +1,6 @@
 // Shared helpers for the test targets: tolerance checks that report the worst mismatches, a seeded
 // generator for test data, and NaN-filled buffers for the beta-zero and padding rules.
+import Foundation
 import Testing
 
 /// A small, seeded, platform-independent generator (SplitMix64) for test data.

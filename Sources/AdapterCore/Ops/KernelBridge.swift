@@ -179,3 +179,14 @@ enum KernelBridge {
               "\(op()) (ck_softmax_bwd_f32)")
     }
 }
+
+extension GemmBackend {
+    /// Sets the CBLAS provider's own thread count (OpenBLAS `openblas_set_num_threads`), for benchmarks
+    /// that compare against the provider's internal threading. A `.cblas` `ComputeContext` pins it to 1
+    /// when created, so call this after creating the context.
+    /// - Returns: false if the provider has no such control (e.g. reference BLAS).
+    @discardableResult
+    public static func setCBLASThreads(_ threads: Int) -> Bool {
+        ck_cblas_set_num_threads(Int32(max(threads, 1))) == 1
+    }
+}

@@ -1,0 +1,83 @@
+import Dispatch
+import Foundation
+
+/// Interleaved timing: every repetition runs each variant once, in turn, so a noisy neighbour slows all
+/// variants alike; the statistic is the median.
+struct InterleavedTimer {
+    /// One candidate implementation to time.
+    struct Variant {
+        let name: String
+        let run: () -> Void
+    }
+
+    /// Runs `warmup` untimed rounds, then `repetitions` timed rounds, and returns each variant's median
+    /// seconds per call, in the order given.
+    static func medians(_ variants: [Variant], repetitions: Int, warmup: Int = 2) -> [Double] {
+        for _ in 0..<warmup { for v in variants { v.run() } }
+        var samples = Array(repeating: [Double](), count: variants.count)
+        for _ in 0..<repetitions {
+            for (i, v) in variants.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                v.run()
+                samples[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+        }
+        return samples.map { s in
+            let sorted = s.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+                                         : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+    }
+
+    /// Enough repetitions for about `seconds` of total run time given one call's estimated cost.
+    static func repetitions(estimatedSeconds: Double, budget seconds: Double, minimum: Int = 5, maximum: Int = 200) -> Int {
+        min(maximum, max(minimum, Int(seconds / max(estimatedSeconds, 1e-9))))
+    }
+}
+
+/// One line of a benchmark table and of its JSON output.
+struct BenchRow: Codable {
+    let kernel: String
+    let shape: String
+    let threads: Int
+    /// Our throughput (GFLOP/s or GB/s, see `unit`).
+    let ours: Double
+    /// The baseline's throughput in the same unit.
+    let baseline: Double
+    /// ours / baseline (> 1 means we are faster).
+    let ratio: Double
+    /// What the baseline is.
+    let baselineName: String
+    /// "GFLOP/s" or "GB/s".
+    let unit: String
+
+    enum CodingKeys: String, CodingKey {
+        case kernel, shape, threads, ours, baseline, ratio
+        case baselineName = "baseline_name"
+        case unit
+    }
+}
+
+/// Prints rows as an aligned table.
+func printTable(_ rows: [BenchRow]) {
+    let header = ["kernel", "shape", "threads", "ours", "baseline", "baseline value", "ratio"]
+    let cells = rows.map { r in
+        [r.kernel, r.shape, "\(r.threads)", String(format: "%.1f %@", r.ours, r.unit), r.baselineName,
+         String(format: "%.1f %@", r.baseline, r.unit), String(format: "%.2f×", r.ratio)]
+    }
+    let widths = header.indices.map { c in max(header[c].count, cells.map { $0[c].count }.max() ?? 0) }
+    func line(_ items: [String]) -> String {
+        items.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }
+    print(line(header))
+    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
+    for c in cells { print(line(c)) }
+}
+
+/// Writes rows as a JSON array, atomically (temporary file + rename).
+func writeJSON(_ rows: [BenchRow], to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(rows).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
