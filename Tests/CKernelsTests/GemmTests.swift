@@ -174,6 +174,52 @@ func runGemm(
     return GemmResult(status: status, c: c, preact: preact)
 }
 
+/// Packs op(B) of `cs` with ck_gemm_pack_b under `isa` and runs ck_gemm_f32_prepacked on the
+/// columns [j0, j0 + n) (C, bias etc. of `cs` describe that sub-range; `full` is the whole B).
+func runPrepacked(_ cs: GemmCase, fullB: [Float], nTotal: Int, ldb: Int, j0: Int, isa: ck_isa) -> GemmResult {
+    isaLock.lock()
+    defer { isaLock.unlock() }
+    let saved = ck_isa_active()
+    _ = ck_isa_force(isa)
+    defer { _ = ck_isa_force(saved) }
+    let pbytes = ck_gemm_pack_b_size(Int64(nTotal), Int64(cs.k))
+    let packed = AlignedWorkspace(bytes: pbytes)
+    let st = fullB.withUnsafeBufferPointer { b in
+        ck_gemm_pack_b(cs.transB ? CK_TRANS : CK_NO_TRANS, Int64(nTotal), Int64(cs.k), b.baseAddress, Int64(ldb),
+                       packed.ptr, pbytes)
+    }
+    #expect(st == CK_OK)
+    var c = cs.c
+    var preact: [Float]? = cs.preact ? nanFilled(cs.m * cs.ldp) : nil
+    let wsBytes = ck_gemm_workspace_size(Int64(cs.m), Int64(cs.n), Int64(cs.k))
+    let ws = AlignedWorkspace(bytes: wsBytes)
+    var workspace = ck_workspace(ptr: ws.ptr, bytes: wsBytes)
+    var status = CK_OK
+    cs.a.withUnsafeBufferPointer { a in
+        c.withUnsafeMutableBufferPointer { cp in
+            withOptionalPointer(cs.bias) { biasPtr in
+                withOptionalPointer(cs.residual) { resPtr in
+                    withOptionalMutablePointer(&preact) { prePtr in
+                        var ep = ck_epilogue()
+                        ep.bias = biasPtr
+                        ep.act = cs.act
+                        ep.act_param = cs.actParam
+                        ep.residual = resPtr
+                        ep.ld_residual = Int64(cs.ldr)
+                        ep.preact = prePtr
+                        ep.ld_preact = Int64(cs.ldp)
+                        status = ck_gemm_f32_prepacked(
+                            &workspace, cs.transA ? CK_TRANS : CK_NO_TRANS, Int64(cs.m), Int64(cs.n), Int64(cs.k),
+                            a.baseAddress, Int64(cs.lda), packed.ptr, Int64(j0), cp.baseAddress, Int64(cs.ldc),
+                            cs.alpha, cs.beta, &ep)
+                    }
+                }
+            }
+        }
+    }
+    return GemmResult(status: status, c: c, preact: preact)
+}
+
 func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
@@ -638,6 +684,108 @@ let edgeSizes = [0, 1, 2, 5, 6, 7, 8, 9, 13, 15, 16, 17, 31, 47, 48, 49, 53]
         #expect(call(0, k: 0, nullA: true, nullB: true) == CK_OK)
         #expect(ck_gemm_workspace_size(0, 5, 5) == 0)
         #expect(ck_gemm_workspace_size(-1, 5, 5) == 0)
+    }
+
+    // Pre-packed B: bitwise equal to ck_gemm_f32 on the same ISA (every ISA, every trans, edge
+    // sizes, K over several K blocks), including column sub-ranges starting at the granule.
+    @Test func prepackedMatchesUnpackedBitwise() {
+        for isa in GemmBackend.isas {
+            for (m, n, k) in [(1, 1, 1), (9, 49, 17), (37, 101, 700), (8, 96, 0)] {
+                for ta in [false, true] {
+                    for tb in [false, true] {
+                        var cs = GemmCase.make(m: m, n: n, k: k, transA: ta, transB: tb, pad: 1, seed: UInt64(m * 7 + n))
+                        cs.alpha = 0.75
+                        cs.beta = 0.5
+                        cs = withEpilogue(cs, bias: true, act: CK_ACT_GELU_TANH, residual: true, preact: true)
+                        let want = runGemm(cs, .dispatch(isa))
+                        let got = runPrepacked(cs, fullB: cs.b, nTotal: n, ldb: cs.ldb, j0: 0, isa: isa)
+                        #expect(got.status == CK_OK)
+                        expectBitwiseEqual(got.c, want.c, "prepacked \(GemmBackend.dispatch(isa)) \(cs)")
+                        expectBitwiseEqual(got.preact!, want.preact!, "prepacked preact \(GemmBackend.dispatch(isa)) \(cs)")
+                    }
+                }
+            }
+            // Column halves at a granule boundary, as a threading layer would split N.
+            let (m, n, k) = (20, 3 * 48 + 5, 300)
+            var cs = GemmCase.make(m: m, n: n, k: k, transB: true, seed: 77)
+            cs = withEpilogue(cs, bias: true, act: CK_ACT_RELU, residual: false, preact: false)
+            let full = runGemm(cs, .dispatch(isa)).c
+            isaLock.lock()
+            let saved = ck_isa_active()
+            _ = ck_isa_force(isa)
+            let probe = AlignedWorkspace(bytes: ck_gemm_pack_b_size(Int64(n), Int64(k)))
+            let probeStatus = cs.b.withUnsafeBufferPointer {
+                ck_gemm_pack_b(CK_TRANS, Int64(n), Int64(k), $0.baseAddress, Int64(cs.ldb), probe.ptr, probe.bytes)
+            }
+            _ = ck_isa_force(saved)
+            isaLock.unlock()
+            #expect(probeStatus == CK_OK)
+            let granule = Int(ck_gemm_pack_b_granule(probe.ptr))
+            #expect(granule >= 1)
+            let cut = max(granule, (n / 2) / granule * granule)
+            var parts = cs.c
+            for (lo, hi) in [(0, cut), (cut, n)] {
+                var sub = cs
+                sub.n = hi - lo
+                sub.bias = Array(cs.bias![lo..<hi])
+                sub.ldc = sub.n
+                sub.c = (0..<m).flatMap { i in cs.c[(i * cs.ldc + lo)..<(i * cs.ldc + hi)] }
+                let r = runPrepacked(sub, fullB: cs.b, nTotal: n, ldb: cs.ldb, j0: lo, isa: isa)
+                #expect(r.status == CK_OK)
+                for i in 0..<m {
+                    parts.replaceSubrange((i * cs.ldc + lo)..<(i * cs.ldc + hi), with: r.c[(i * sub.ldc)..<((i + 1) * sub.ldc)])
+                }
+            }
+            expectBitwiseEqual(parts, full, "prepacked column split \(GemmBackend.dispatch(isa))")
+            if granule > 1 {
+                // A sub-range that does not start at the granule is rejected, writing nothing.
+                var sub = cs
+                sub.n = 4
+                sub.ldc = 4
+                sub.bias = Array(cs.bias![1..<5])
+                sub.c = nanFilled(m * 4)
+                let r = runPrepacked(sub, fullB: cs.b, nTotal: n, ldb: cs.ldb, j0: 1, isa: isa)
+                #expect(r.status == CK_ERR_BAD_ARG)
+                #expect(r.c.allSatisfy { $0.isNaN })
+            }
+        }
+    }
+
+    @Test func prepackedValidation() {
+        let pbytes = ck_gemm_pack_b_size(10, 8)
+        #expect(pbytes >= 64 + 10 * 8 * 4)
+        #expect(ck_gemm_pack_b_size(-1, 8) == 0)
+        let packed = AlignedWorkspace(bytes: pbytes + 64)
+        let b = [Float](repeating: 1, count: 80)
+        b.withUnsafeBufferPointer { bp in
+            #expect(ck_gemm_pack_b(CK_TRANS, 10, 8, bp.baseAddress, 8, packed.ptr, pbytes - 1) == CK_ERR_WORKSPACE)
+            #expect(ck_gemm_pack_b(CK_TRANS, 10, 8, bp.baseAddress, 8, packed.ptr + 4, pbytes) == CK_ERR_WORKSPACE)
+            #expect(ck_gemm_pack_b(CK_TRANS, 10, 8, bp.baseAddress, 7, packed.ptr, pbytes) == CK_ERR_BAD_LD)
+            #expect(ck_gemm_pack_b(CK_TRANS, 10, 8, nil, 8, packed.ptr, pbytes) == CK_ERR_NULL_POINTER)
+            #expect(ck_gemm_pack_b(ck_trans(rawValue: 3), 10, 8, bp.baseAddress, 8, packed.ptr, pbytes) == CK_ERR_BAD_ARG)
+            #expect(ck_gemm_pack_b(CK_TRANS, 10, 8, bp.baseAddress, 8, packed.ptr, pbytes) == CK_OK)
+        }
+        let a = [Float](repeating: 1, count: 3 * 8)
+        var c = nanFilled(3 * 10)
+        let ws = AlignedWorkspace(bytes: ck_gemm_workspace_size(3, 10, 8))
+        ws.ptr.initializeMemory(as: UInt8.self, repeating: 0, count: ws.bytes)  // not a packed B
+        var w = ck_workspace(ptr: ws.ptr, bytes: ws.bytes)
+        a.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { cp in
+                // k must match the packed k; n + j0 must fit; garbage is not a packed B.
+                #expect(ck_gemm_f32_prepacked(&w, CK_NO_TRANS, 3, 10, 7, ap.baseAddress, 8, packed.ptr, 0, cp.baseAddress, 10, 1, 0, nil) == CK_ERR_BAD_ARG)
+                #expect(ck_gemm_f32_prepacked(&w, CK_NO_TRANS, 3, 10, 8, ap.baseAddress, 8, packed.ptr, 48, cp.baseAddress, 10, 1, 0, nil) == CK_ERR_BAD_ARG)
+                #expect(ck_gemm_f32_prepacked(&w, CK_NO_TRANS, 3, 10, 8, ap.baseAddress, 8, ws.ptr, 0, cp.baseAddress, 10, 1, 0, nil) == CK_ERR_BAD_ARG)
+                #expect(ck_gemm_f32_prepacked(&w, CK_NO_TRANS, 3, 10, 8, ap.baseAddress, 8, nil, 0, cp.baseAddress, 10, 1, 0, nil) == CK_ERR_NULL_POINTER)
+            }
+        }
+        #expect(c.allSatisfy { $0.isNaN })
+        a.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { cp in
+                #expect(ck_gemm_f32_prepacked(&w, CK_NO_TRANS, 3, 10, 8, ap.baseAddress, 8, packed.ptr, 0, cp.baseAddress, 10, 1, 0, nil) == CK_OK)
+            }
+        }
+        #expect(c.allSatisfy { $0 == 8 })
     }
 
     @Test func cblasThreadControl() {

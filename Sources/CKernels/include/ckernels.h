@@ -174,6 +174,38 @@ ck_status ck_gemm_f32_cblas(const ck_workspace *ws, ck_trans transa, ck_trans tr
                             const float *a, int64_t lda, const float *b, int64_t ldb,
                             float *c, int64_t ldc,
                             float alpha, float beta, const ck_epilogue *epilogue);
+/* Pre-packed B (weights reused across calls). ck_gemm_pack_b lays op(B) out once in the
+ * micro-panel format of the ISA active at packing time (recorded in the buffer, whose first 64
+ * bytes are a header); ck_gemm_f32_prepacked then skips packing B. Results are bitwise identical
+ * to ck_gemm_f32 with the same ISA (same arithmetic contract). */
+
+/** Bytes of a pre-packed op(B) of shape [k, n] (an upper bound valid for every ISA); 0 if a size
+ *  is negative. */
+size_t ck_gemm_pack_b_size(int64_t n, int64_t k);
+
+/** Packs op(B) [k, n] (B stored [k, n] with ldb >= n, or [n, k] with ldb >= k when transb ==
+ *  CK_TRANS; a weight W [out, in] used as x W^T is transb == CK_TRANS, n = out, k = in) into
+ *  `packed` (64-byte aligned, at least ck_gemm_pack_b_size(n, k) bytes, else CK_ERR_WORKSPACE). */
+ck_status ck_gemm_pack_b(ck_trans transb, int64_t n, int64_t k, const float *b, int64_t ldb,
+                         void *packed, size_t bytes);
+
+/** Column granule of a pre-packed B: a sub-range of columns passed to ck_gemm_f32_prepacked must
+ *  start at a multiple of it (48 for AVX-512, 16 for AVX2, 1 for ref). 0 if `packed` is not a
+ *  packed B. */
+int64_t ck_gemm_pack_b_granule(const void *packed);
+
+/** C[m,n] = epilogue(alpha * op(A) * Bp[:, j0 : j0+n] + beta * C), where Bp is the op(B) [k, n_total]
+ *  packed by ck_gemm_pack_b. j0 must be a multiple of ck_gemm_pack_b_granule(packed) and
+ *  j0 + n <= n_total; k must equal the packed k (else CK_ERR_BAD_ARG). The epilogue's bias is indexed
+ *  like C (bias[0] belongs to column j0 of Bp). ws: at least ck_gemm_workspace_size(m, n, k) bytes.
+ *  Same contract, determinism and row/column split guarantee as ck_gemm_f32 (split columns at
+ *  multiples of the granule). Uses the ISA recorded at packing time. */
+ck_status ck_gemm_f32_prepacked(const ck_workspace *ws, ck_trans transa,
+                                int64_t m, int64_t n, int64_t k,
+                                const float *a, int64_t lda, const void *packed_b, int64_t j0,
+                                float *c, int64_t ldc,
+                                float alpha, float beta, const ck_epilogue *epilogue);
+
 /** Set the CBLAS provider's own thread count when it is OpenBLAS (no-op otherwise). Returns 1 if
  *  the provider accepted it, 0 if it has no such control. */
 int ck_cblas_set_num_threads(int threads);

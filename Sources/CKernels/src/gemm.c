@@ -153,6 +153,14 @@ void ck_gemm_pack_b_generic(ck_trans transb, const float *b, int64_t ldb, int64_
 /* Blocked driver                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
+static inline void ck_prefetch_tile(const float *c, int64_t ldc, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *row = c + r * ldc;
+        for (int64_t j = 0; j < cols; j += 16) __builtin_prefetch(row + j, 1, 3);
+        __builtin_prefetch(row + cols - 1, 1, 3);
+    }
+}
+
 static void ck_tile_args(ck_ukr_args *args, const ck_epilogue *ep, int64_t i, int64_t j) {
     args->bias = ep->bias ? ep->bias + j : NULL;
     args->residual = ep->residual ? ep->residual + i * ep->ld_residual + j : NULL;
@@ -161,10 +169,12 @@ static void ck_tile_args(ck_ukr_args *args, const ck_epilogue *ep, int64_t i, in
     args->ld_preact = ep->ld_preact;
 }
 
+/* bpre: NULL (pack B from b/ldb here) or a pre-packed op(B) (ck_gemm_pack_b layout, already
+ * offset to the first column): the K x NR panel of columns [j, j + NR) starts at bpre + j*k. */
 static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans transa, ck_trans transb,
                             int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                            const float *b, int64_t ldb, float *c, int64_t ldc, float alpha,
-                            float beta, const ck_epilogue *ep) {
+                            const float *b, int64_t ldb, const float *bpre, float *c, int64_t ldc,
+                            float alpha, float beta, const ck_epilogue *ep) {
     const int64_t MR = t->mr, NR = t->nr;
     ck_ukr_args args = {0};
     args.beta = beta;
@@ -190,7 +200,8 @@ static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans trans
         args.flags = CK_UKR_FIRST | CK_UKR_LAST;
         for (int64_t j = 0; j < n; j += NR) {
             const int64_t nr = ck_min64(NR, n - j);
-            t->pack_b(transb, b, ldb, 0, j, k, nr, bp);
+            if (bpre) bp = (float *)(bpre + j * k);
+            else t->pack_b(transb, b, ldb, 0, j, k, nr, bp);
             for (int64_t i = 0; i < m; i += MR) {
                 const int64_t mr = ck_min64(MR, m - i);
                 t->pack_a(transa, a, lda, i, 0, mr, k, alpha, ap);
@@ -210,7 +221,7 @@ static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans trans
         const int64_t nc = ck_min64(t->nc, n - jc);
         for (int64_t pc = 0; pc < k; pc += t->kc) {
             const int64_t kc = ck_min64(t->kc, k - pc);
-            t->pack_b(transb, b, ldb, pc, jc, kc, nc, bpack);
+            if (!bpre) t->pack_b(transb, b, ldb, pc, jc, kc, nc, bpack);
             args.flags = (pc == 0 ? CK_UKR_FIRST : 0) | (pc + kc == k ? CK_UKR_LAST : 0);
             for (int64_t ic = 0; ic < m; ic += t->mc) {
                 const int64_t mc = ck_min64(t->mc, m - ic);
@@ -219,9 +230,15 @@ static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans trans
                     const int64_t nr = ck_min64(NR, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = ck_min64(MR, mc - ir);
+                        /* The next tile's C rows (read first thing by the next K block's
+                         * micro-kernel, or at least written) come in while this tile computes. */
+                        if (ir + MR < mc) ck_prefetch_tile(c + (ic + ir + MR) * ldc + jc + jr, ldc,
+                                                           ck_min64(MR, mc - ir - MR), nr);
+                        else if (jr + NR < nc) ck_prefetch_tile(c + ic * ldc + jc + jr + NR, ldc,
+                                                                ck_min64(MR, mc), ck_min64(NR, nc - jr - NR));
                         ck_tile_args(&args, ep, ic + ir, jc + jr);
-                        t->ukr(kc, apack + ir * kc, bpack + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                               mr, nr, &args);
+                        const float *bp = bpre ? bpre + (jc + jr) * k + pc * NR : bpack + jr * kc;
+                        t->ukr(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, &args);
                     }
                 }
             }
@@ -250,7 +267,108 @@ ck_status ck_gemm_f32(const ck_workspace *ws, ck_trans transa, ck_trans transb,
     if (t == NULL || t->ukr == NULL)
         return ck_gemm_f32_ref(ws, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta, epilogue);
     const ck_epilogue none = {0};
-    ck_gemm_blocked(t, ws ? ws->ptr : NULL, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta,
-                    epilogue ? epilogue : &none);
+    ck_gemm_blocked(t, ws ? ws->ptr : NULL, transa, transb, m, n, k, a, lda, b, ldb, NULL, c, ldc, alpha,
+                    beta, epilogue ? epilogue : &none);
+    return CK_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pre-packed B                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+#define CK_PACKED_B_MAGIC 0x42504B43u /* "CKPB" */
+
+/* The first 64 bytes of a pre-packed B; the panels follow. */
+typedef struct ck_packed_b_header {
+    uint32_t magic;
+    uint32_t isa;    /* ck_isa used for the layout */
+    int64_t nr;      /* panel width (1 for ref: plain row-major [k, n]) */
+    int64_t n, k;
+    int64_t reserved[4];
+} ck_packed_b_header;
+
+_Static_assert(sizeof(ck_packed_b_header) == 64, "packed B header is one cache line");
+
+static const ck_gemm_blocking *ck_gemm_table_for(ck_isa isa) {
+    const ck_gemm_blocking *t = NULL;
+    if (isa == CK_ISA_AVX512) t = &ck_gemm_blocking_avx512;
+    else if (isa == CK_ISA_AVX2) t = &ck_gemm_blocking_avx2;
+    return (t != NULL && t->ukr != NULL) ? t : NULL;
+}
+
+size_t ck_gemm_pack_b_size(int64_t n, int64_t k) {
+    if (n < 0 || k < 0) return 0;
+    if (n > (INT64_MAX >> 8) || k > (INT64_MAX >> 8)) return SIZE_MAX;
+    int64_t elems;
+    if (__builtin_mul_overflow(ck_round_up(n, 48), k, &elems) || elems > (INT64_MAX >> 3)) return SIZE_MAX;
+    return sizeof(ck_packed_b_header) + (size_t)elems * sizeof(float);
+}
+
+ck_status ck_gemm_pack_b(ck_trans transb, int64_t n, int64_t k, const float *b, int64_t ldb,
+                         void *packed, size_t bytes) {
+    if (transb != CK_NO_TRANS && transb != CK_TRANS) return CK_ERR_BAD_ARG;
+    if (n < 0 || k < 0) return CK_ERR_BAD_SIZE;
+    if (n > 0 && k > 0 && b == NULL) return CK_ERR_NULL_POINTER;
+    if (packed == NULL) return CK_ERR_NULL_POINTER;
+    ck_status st = transb == CK_NO_TRANS ? ck_check_operand(b, k, n, ldb, 1) : ck_check_operand(b, n, k, ldb, 1);
+    if (st != CK_OK) return st;
+    const size_t need = ck_gemm_pack_b_size(n, k);
+    if (need == SIZE_MAX) return CK_ERR_BAD_SIZE;
+    if (bytes < need || ((uintptr_t)packed & 63u) != 0) return CK_ERR_WORKSPACE;
+
+    const ck_isa isa = ck_dispatch_isa();
+    const ck_gemm_blocking *t = ck_gemm_table_for(isa);
+    ck_packed_b_header *h = (ck_packed_b_header *)packed;
+    memset(h, 0, sizeof *h);
+    h->magic = CK_PACKED_B_MAGIC;
+    h->isa = t ? (uint32_t)isa : (uint32_t)CK_ISA_REF;
+    h->nr = t ? t->nr : 1;
+    h->n = n;
+    h->k = k;
+    float *data = (float *)(h + 1);
+    if (n == 0 || k == 0) return CK_OK;
+    if (t) {
+        t->pack_b(transb, b, ldb, 0, 0, k, n, data);
+    } else {
+        for (int64_t p = 0; p < k; ++p)
+            for (int64_t j = 0; j < n; ++j)
+                data[p * n + j] = transb == CK_NO_TRANS ? b[p * ldb + j] : b[j * ldb + p];
+    }
+    return CK_OK;
+}
+
+int64_t ck_gemm_pack_b_granule(const void *packed) {
+    const ck_packed_b_header *h = (const ck_packed_b_header *)packed;
+    if (h == NULL || h->magic != CK_PACKED_B_MAGIC) return 0;
+    return h->nr;
+}
+
+ck_status ck_gemm_f32_prepacked(const ck_workspace *ws, ck_trans transa,
+                                int64_t m, int64_t n, int64_t k,
+                                const float *a, int64_t lda, const void *packed_b, int64_t j0,
+                                float *c, int64_t ldc,
+                                float alpha, float beta, const ck_epilogue *epilogue) {
+    if (packed_b == NULL) return CK_ERR_NULL_POINTER;
+    const ck_packed_b_header *h = (const ck_packed_b_header *)packed_b;
+    if (h->magic != CK_PACKED_B_MAGIC || ((uintptr_t)packed_b & 63u) != 0) return CK_ERR_BAD_ARG;
+    const float *data = (const float *)(h + 1);
+    /* Validate as a [k, n_total] no-trans B (ldb = n_total). */
+    ck_status st = ck_gemm_check_args(transa, CK_NO_TRANS, m, n, k, a, lda, data, h->n, c, ldc, epilogue);
+    if (st != CK_OK) return st;
+    if (k != h->k || j0 < 0 || n > h->n || j0 > h->n - n || j0 % h->nr != 0) return CK_ERR_BAD_ARG;
+    const size_t need = ck_gemm_workspace_size(m, n, k);
+    if (need > 0 && (ws == NULL || ws->ptr == NULL || ws->bytes < need || ((uintptr_t)ws->ptr & 63u) != 0))
+        return CK_ERR_WORKSPACE;
+    if (m == 0 || n == 0) return CK_OK;
+
+    if (h->isa == (uint32_t)CK_ISA_REF)
+        return ck_gemm_f32_ref(ws, transa, CK_NO_TRANS, m, n, k, a, lda, data + j0, h->n, c, ldc, alpha, beta,
+                               epilogue);
+    if (!ck_isa_supported((ck_isa)h->isa)) return CK_ERR_UNSUPPORTED;
+    const ck_gemm_blocking *t = ck_gemm_table_for((ck_isa)h->isa);
+    if (t == NULL) return CK_ERR_UNSUPPORTED;
+    const ck_epilogue none = {0};
+    ck_gemm_blocked(t, ws ? ws->ptr : NULL, transa, CK_NO_TRANS, m, n, k, a, lda, NULL, 0, data + j0 * k, c,
+                    ldc, alpha, beta, epilogue ? epilogue : &none);
     return CK_OK;
 }
