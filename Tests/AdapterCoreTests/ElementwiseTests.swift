@@ -113,3 +113,27 @@ import Testing
                     rtol: 1e-5, "dmse")
     }
 }
+
+@Suite struct EmbeddingTests {
+    @Test func gatherAndScatterAdd() {
+        var rng = TestRNG(seed: 71)
+        let table = randomTensor([10, 300], &rng)
+        let indices = [3, 0, 9, 3, 3, 7]
+        let rows = gatherRows(table, indices: indices, context: ComputeContext(threads: 2))
+        #expect(rows.shape == [6, 300])
+        for (i, index) in indices.enumerated() {
+            #expect(Array(rows.scalars[(i * 300)..<((i + 1) * 300)]) == Array(table.scalars[(index * 300)..<((index + 1) * 300)]))
+        }
+        let g = randomTensor([6, 300], &rng)
+        var expected = [Double](repeating: 1, count: 3000)
+        for (i, index) in indices.enumerated() { for j in 0..<300 { expected[index * 300 + j] += Double(g.scalars[i * 300 + j]) } }
+        let results = (1...3).map { threads -> Tensor in
+            var dTable = Tensor(shape: [10, 300], repeating: 1)
+            scatterAddRows(g, indices: indices, into: &dTable, context: ComputeContext(threads: threads))
+            return dTable
+        }
+        // Three fp32 additions of |x| ≤ 1 per element at most: 4 ulp of 4.
+        checkClose(results[0].scalars, expected, atol: 2e-6, rtol: 0, "scatterAddRows")
+        #expect(bits(results[0]) == bits(results[1]) && bits(results[0]) == bits(results[2]))
+    }
+}

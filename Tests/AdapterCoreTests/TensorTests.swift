@@ -99,3 +99,20 @@ import Testing
         #expect(a != Tensor(shape: [4], scalars: [1, 2, 3, 4]))
     }
 }
+
+@Suite struct ConcatenationTests {
+    @Test func concatenateAndStack() {
+        let a = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), b = Tensor(shape: [1, 2], scalars: [5, 6])
+        let c0 = Tensor(concatenating: [a, b], alongAxis: 0)
+        #expect(c0.shape == [3, 2] && c0.scalars == [1, 2, 3, 4, 5, 6])
+        let c1 = Tensor(concatenating: [a, a.transposed()], alongAxis: 1)
+        #expect(c1.shape == [2, 4] && c1.scalars == [1, 2, 1, 3, 3, 4, 2, 4])
+        let s1 = Tensor(stacking: [a, a.transposed(), a], alongAxis: 1)
+        #expect(s1.shape == [2, 3, 2])
+        #expect(s1.scalars == [1, 2, 1, 3, 1, 2, 3, 4, 2, 4, 3, 4])
+        let s0 = Tensor(stacking: [a, a], alongAxis: 0)
+        #expect(s0.shape == [2, 2, 2] && s0.scalars == [1, 2, 3, 4, 1, 2, 3, 4])
+        let s2 = Tensor(stacking: [a, a], alongAxis: 2)
+        #expect(s2.shape == [2, 2, 2] && s2.scalars == [1, 1, 2, 2, 3, 3, 4, 4])
+    }
+}

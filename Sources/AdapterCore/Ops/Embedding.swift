@@ -1,30 +1,65 @@
-// Embedding lookup: gather rows of a table by index (forward) and scatter-add them back (backward).
+// Row gather (embedding lookup) and its backward (scatter-add of rows).
 
-/// Rows of `table` picked by `indices`: `y[i, :] = table[indices[i], :]` (`torch.nn.Embedding`).
+/// `table[indices[i], :]` for each i: an embedding lookup.
 /// - Parameters:
-///   - table: `[rows, width]`, e.g. word embeddings `[vocab, hidden]`.
-///   - indices: any count; each in `0..<rows` (validate user input before calling: this checks with a
-///     precondition).
+///   - table: `[vocab, hidden]`.
+///   - indices: row indices, each in `0..<vocab` (e.g. token ids flattened from `[batch, seq]`).
 ///   - context: threads.
-/// - Returns: `[indices.count, width]`, contiguous.
+/// - Returns: `[indices.count, hidden]`, contiguous (reshape to `[batch, seq, hidden]` as needed).
+/// - Precondition: every index is in range (token ids are validated by the tokenizer/encoder, so an
+///   out-of-range id here is a programmer error).
 public func gatherRows(_ table: Tensor, indices: [Int], context: ComputeContext) -> Tensor {
-    precondition(table.rank == 2, "gatherRows: table \(table.shape) must be [rows, width]")
-    let rows = table.shape[0], width = table.shape[1]
+    precondition(table.rank == 2, "gatherRows: table \(table.shape) must be [rows, cols]")
+    let rows = table.shape[0], cols = table.shape[1]
     for (i, index) in indices.enumerated() {
-        precondition(index >= 0 && index < rows, "gatherRows: index \(index) at position \(i) is outside table \(table.shape)")
+        precondition(index >= 0 && index < rows,
+                     "gatherRows: index \(index) at position \(i) is outside table \(table.shape)")
     }
-    let tc = table.contiguous()
-    let y = Tensor(uninitializedShape: [indices.count, width])
-    let tp = tc.basePointer, yp = y.mutableBasePointer
-    let chunk = max(1, elementwiseChunk / max(width, 1))
-    withExtendedLifetime(tc) {
-        indices.withUnsafeBufferPointer { ids in
-            context.parallelFor(taskCount: (ids.count + chunk - 1) / chunk) { t, _ in
-                for i in (t * chunk)..<min(ids.count, (t + 1) * chunk) {
-                    (yp + i * width).update(from: tp + ids[i] * width, count: width)
+    let t = table.contiguous()
+    let y = Tensor(uninitializedShape: [indices.count, cols])
+    let tp = t.basePointer, yp = y.mutableBasePointer
+    let chunk = max(1, elementwiseChunk / max(cols, 1))
+    indices.withUnsafeBufferPointer { idx in
+        withExtendedLifetime(t) {
+            context.parallelForUnchecked(taskCount: (indices.count + chunk - 1) / chunk) { task, _ in
+                for i in (task * chunk)..<min(indices.count, (task + 1) * chunk) {
+                    (yp + i * cols).update(from: tp + idx[i] * cols, count: cols)
                 }
             }
         }
     }
     return y
+}
+
+/// Backward of `gatherRows`: `tableGradient[indices[i], :] += outputGradient[i, :]`, accumulated in
+/// increasing `i` for every table row (deterministic at any thread count: work is split over fixed
+/// column blocks, never over `i`).
+/// - Parameters:
+///   - outputGradient: `[indices.count, hidden]`.
+///   - indices: as in the forward pass.
+///   - tableGradient: `[vocab, hidden]`, accumulated (`+=`).
+public func scatterAddRows(_ outputGradient: Tensor, indices: [Int], into tableGradient: inout Tensor,
+                           context: ComputeContext) {
+    precondition(tableGradient.rank == 2 && outputGradient.shape == [indices.count, tableGradient.shape[1]],
+                 "scatterAddRows: gradient \(outputGradient.shape) does not match \(indices.count) indices and table gradient \(tableGradient.shape)")
+    let rows = tableGradient.shape[0], cols = tableGradient.shape[1]
+    for (i, index) in indices.enumerated() {
+        precondition(index >= 0 && index < rows,
+                     "scatterAddRows: index \(index) at position \(i) is outside table \(tableGradient.shape)")
+    }
+    tableGradient.prepareOutput(preserveContents: true)
+    let g = outputGradient.contiguous()
+    let gp = g.basePointer, tp = tableGradient.mutableBasePointer
+    let block = 256
+    indices.withUnsafeBufferPointer { idx in
+        withExtendedLifetime(g) {
+            context.parallelForUnchecked(taskCount: (cols + block - 1) / block) { task, _ in
+                let lo = task * block, hi = min(cols, lo + block)
+                for i in 0..<idx.count {
+                    let src = gp + i * cols, dst = tp + idx[i] * cols
+                    for j in lo..<hi { dst[j] += src[j] }
+                }
+            }
+        }
+    }
 }
