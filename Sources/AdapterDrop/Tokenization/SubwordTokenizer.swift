@@ -217,10 +217,15 @@ public final class SubwordTokenizer: Sendable {
         return BatchEncoding(encodings: encodings)
     }
 
-    /// HF Rust `truncate_encodings` (right side, stride 0) to `target` model tokens.
+    /// HF Rust `truncate_encodings` (right side, stride 0) to `target` model tokens (special tokens excluded).
     static func truncate(_ a: inout [Int32], _ b: inout [Int32]?, target: Int, strategy: TruncationStrategy) throws {
         let total = a.count + (b?.count ?? 0)
         if total <= target { return }
+        if target == 0 {  // HF: max_length equal to the special-token count empties both, whatever the strategy
+            a.removeAll()
+            if b != nil { b = [] }
+            return
+        }
         let toRemove = total - target
         switch strategy {
         case .longestFirst:

@@ -28,13 +28,25 @@ struct BertNormalizer: Sendable {
             out.append(v)
         }
         if stripAccents && nonASCII {
-            var s = String.UnicodeScalarView()
-            s.append(contentsOf: out.map { Unicode.Scalar($0)! })
-            let decomposed = String(s).decomposedStringWithCanonicalMapping
+            let input = out
             out.removeAll(keepingCapacity: true)
-            for scalar in decomposed.unicodeScalars where !CharacterClasses.nonspacingMark.contains(scalar.value) {
-                out.append(scalar.value)
+            // NFD run by run; scalars HF's (older) normalization data does not decompose are kept as they are
+            var runStart = 0
+            func flush(_ end: Int) {
+                guard end > runStart else { return }
+                var s = String.UnicodeScalarView()
+                s.append(contentsOf: input[runStart..<end].map { Unicode.Scalar($0)! })
+                for scalar in String(s).decomposedStringWithCanonicalMapping.unicodeScalars
+                where !CharacterClasses.nonspacingMark.contains(scalar.value) {
+                    out.append(scalar.value)
+                }
             }
+            for (i, v) in input.enumerated() where v >= 0x1_1900 && UnicodeOverrides.keepUndecomposed.contains(v) {
+                flush(i)
+                out.append(v)
+                runStart = i + 1
+            }
+            flush(input.count)
         }
         if lowercase {
             if nonASCII {
@@ -63,9 +75,14 @@ struct BertNormalizer: Sendable {
     }
 }
 
-/// Per-code-point corrections where Swift's Unicode data differs from the Rust crates HF uses.
+/// Per-code-point corrections where Swift's Unicode data differs from the Rust crates HF uses, found by the
+/// exhaustive test in `TokenizerUnicodeTests` (every code point through every normalizer configuration).
 enum UnicodeOverrides {
+    /// Lowercase mappings that differ (none with Swift 6.3 vs `tokenizers` 0.22.2).
     static let lowercase: [UInt32: [UInt32]] = [:]
+    /// Scalars with a canonical decomposition in Swift's Unicode data but not in HF's
+    /// `unicode-normalization-alignments` tables: U+11938 DIVES AKURU VOWEL SIGN O (Unicode 13).
+    static let keepUndecomposed: Set<UInt32> = [0x11938]
 }
 
 /// `BertPreTokenizer`: split on whitespace (dropped) and isolate every punctuation character.
