@@ -123,3 +123,18 @@ public func expectBitwiseEqual(
 /// A buffer of `count` quiet NaNs: outputs that must not be read (beta == 0) and padding beyond a
 /// row (ld > cols) start out as NaN so a kernel that reads them is caught.
 public func nanFilled(_ count: Int) -> [Float] { [Float](repeating: .nan, count: count) }
+
+/// The committed fixtures folder, `Tests/Fixtures`, located from this source file so tests work from
+/// any working directory.
+public func fixtureURL(_ relativePath: String) -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(relativePath)
+}
+
+/// The repository's `models/` folder (git-ignored; filled by `scripts/fetch-model.sh`), or nil if the
+/// named model has not been fetched.
+public func fetchedModelURL(_ name: String) -> URL? {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("models").appendingPathComponent(name)
+    return FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) ? url : nil
+}
