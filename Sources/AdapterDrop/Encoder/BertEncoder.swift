@@ -131,41 +131,70 @@ public struct BertEncoder: Sendable {
         return linear(inner, weight: w.outputWeight, bias: w.outputBias, context: context)
     }
 
-    /// One transformer layer without adapters: `x₂ = LN₂(h₂ + x₁)`, `x₁ = LN₁(h₁ + x)`.
+    /// The layer's LayerNorm at an adapter location.
+    public func sublayerLayerNorm(layer l: Int, _ location: AdapterLocation) -> SublayerLayerNorm {
+        let w = weights.layers[l], eps = Float(config.layerNormEps)
+        switch location {
+        case .attentionOutput: return SublayerLayerNorm(weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias, eps: eps)
+        case .output: return SublayerLayerNorm(weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias, eps: eps)
+        }
+    }
+
+    /// One transformer layer: `x₂ = LN₂(h₂ + x₁)`, `x₁ = LN₁(h₁ + x)`, with `hook` (adapters) in place of either
+    /// residual + LayerNorm step where it returns a value.
     /// - Parameters:
     ///   - x: `[batch·seq, hidden]`.
     ///   - mask: `[batch, seq]` additive.
-    /// - Returns: `[batch·seq, hidden]`.
-    public func layer(_ l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int, context: ComputeContext) -> Tensor {
-        let w = weights.layers[l], eps = Float(config.layerNormEps)
+    ///   - batch: the current batch (replicated if a `Parallel` block already replicated it).
+    /// - Returns: `[batch'·seq, hidden]`, where `batch'` is `batch` times any replication the hook did.
+    public func layer(_ l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int, hook: (any SublayerHook)? = nil,
+                      context: ComputeContext) -> Tensor {
+        func residualNorm(_ location: AdapterLocation, _ h: Tensor, _ a: Tensor, batch: Int) -> Tensor {
+            let norm = sublayerLayerNorm(layer: l, location)
+            return hook?.sublayerOutput(layer: l, location: location, hidden: h, residual: a, layerNorm: norm,
+                                        batch: batch, sequenceLength: seq, context: context)
+                ?? norm(h, residual: a, context: context)
+        }
         let h1 = selfAttention(layer: l, x, mask: mask, batch: batch, seq: seq, context: context)
-        let x1 = layerNorm(h1, residual: x, weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias,
-                           eps: eps, context: context).output
+        let x1 = residualNorm(.attentionOutput, h1, x, batch: batch)
+        let batch1 = x1.shape[0] / max(seq, 1)
         let h2 = feedForward(layer: l, x1, context: context)
-        return layerNorm(h2, residual: x1, weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias,
-                         eps: eps, context: context).output
+        return residualNorm(.output, h2, x1, batch: batch1)
     }
 
     /// Runs the whole encoder.
     /// - Parameters:
     ///   - input: ids, mask and type ids `[batch, seq]`.
+    ///   - hook: adapters (and composition) to run at each adapter location; nil for the base model.
     ///   - keepHiddenStates: also return the embedding output and every layer's output.
     ///   - context: threads and GEMM backend.
-    /// - Returns: `lastHiddenState` `[batch, seq, hidden]`, and the pooler output `[batch, hidden]` when the
+    /// - Returns: `lastHiddenState` `[batch', seq, hidden]` (`batch' = N·batch` after a `Parallel` block over N
+    ///   channels, channel i in rows `i·batch ..< (i+1)·batch`), and the pooler output `[batch', hidden]` when the
     ///   checkpoint has a pooler.
     /// - Throws: `EncoderError` for ids or type ids outside the tables, or a sequence that is too long.
-    public func callAsFunction(_ input: EncoderInput, keepHiddenStates: Bool = false,
+    public func callAsFunction(_ input: EncoderInput, hook: (any SublayerHook)? = nil, keepHiddenStates: Bool = false,
                                context: ComputeContext) throws -> EncoderOutput {
-        let batch = input.batchSize, seq = input.sequenceLength
+        let seq = input.sequenceLength, hidden = config.hiddenSize
+        var batch = input.batchSize
         var x = try embed(input, context: context)
-        let mask = additiveMask(for: input)
-        var states: [Tensor] = keepHiddenStates ? [x.reshaped([batch, seq, config.hiddenSize])] : []
+        let baseMask = additiveMask(for: input)
+        var mask = baseMask
+        var states: [Tensor] = keepHiddenStates ? [x.reshaped([batch, seq, hidden])] : []
         for l in 0..<config.numHiddenLayers {
-            x = layer(l, x, mask: mask, batch: batch, seq: seq, context: context)
-            if keepHiddenStates { states.append(x.reshaped([batch, seq, config.hiddenSize])) }
+            x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
+            let newBatch = seq == 0 ? batch : x.shape[0] / seq
+            if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
+                precondition(newBatch % input.batchSize == 0,
+                             "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
+                batch = newBatch
+                mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))
+            }
+            if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
         }
-        let last = x.reshaped([batch, seq, config.hiddenSize])
-        return EncoderOutput(lastHiddenState: last, attentionMask: input.attentionMask,
+        let last = x.reshaped([batch, seq, hidden])
+        let replication = max(batch / max(input.batchSize, 1), 1)
+        let fullMask = Array([[Int]](repeating: input.attentionMask, count: replication).joined())
+        return EncoderOutput(lastHiddenState: last, attentionMask: fullMask,
                              pooled: pool(last, context: context), hiddenStates: states)
     }
 
