@@ -1,0 +1,194 @@
+import AdapterCore
+import AdapterDrop
+import ArgumentParser
+import Foundation
+
+/// Errors the CLI reports itself (one line, non-zero exit).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Reads `text` (and optional `text_pair`) from each non-empty line of a JSONL file.
+/// - Throws: `CLIError` naming the file and line for unreadable files, invalid JSON, or a missing `text`.
+func readJSONLTexts(_ path: String) throws -> [TokenizerInput] {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+    guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path): not valid UTF-8") }
+    var inputs: [TokenizerInput] = []
+    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { continue }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
+            throw CLIError("\(path):\(number + 1): not a JSON object")
+        }
+        guard let t = object["text"] as? String else { throw CLIError("\(path):\(number + 1): missing string key \"text\"") }
+        if let p = object["text_pair"] as? String { inputs.append(.pair(t, p)) } else { inputs.append(.single(t)) }
+    }
+    if inputs.isEmpty { throw CLIError("\(path): no inputs (the file has no JSON lines)") }
+    return inputs
+}
+
+/// Loads a model folder with a one-line error for a missing path.
+func loadPretrained(_ path: String) throws -> PretrainedModel {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw CLIError("\(path): model folder not found")
+    }
+    return try PretrainedModel(folder: URL(fileURLWithPath: path))
+}
+
+/// Prints a Codable value as compact JSON on one line.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+extension TruncationStrategy: ExpressibleByArgument {}
+extension Pooling.Mode: ExpressibleByArgument {}
+
+/// `adapterdrop embed`: sentence embeddings.
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sentence embeddings from a model folder.")
+
+    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
+    var model: String
+    @Option(name: .customLong("text"), help: "A text to embed (repeatable).")
+    var texts: [String] = []
+    @Option(help: "A JSONL file with one {\"text\": …} object per line.")
+    var input: String?
+    @Option(help: "Pooling: mean (sentence-transformers) or cls.")
+    var pooling: Pooling.Mode = .mean
+    @Flag(help: "L2-normalise each embedding.")
+    var normalize = false
+    @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second); without it they are an error.")
+    var truncation: TruncationStrategy?
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print one JSON object per input: {\"text\", \"embedding\"}.")
+    var json = false
+
+    func validate() throws {
+        guard (texts.isEmpty) != (input == nil) else { throw ValidationError("give either --text (one or more) or --input FILE") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let pretrained = try loadPretrained(model)
+        let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
+        let strings = inputs.map { if case .single(let t) = $0 { t } else { "" } }
+        if inputs.contains(where: { if case .pair = $0 { true } else { false } }) {
+            throw CLIError("\(input ?? "--text"): embed takes single texts, not text_pair")
+        }
+        let embeddings = try pretrained.embed(strings, pooling: pooling, normalize: normalize, truncation: truncation,
+                                              context: ComputeContext(threads: threads))
+        let width = embeddings.shape[1], values = embeddings.scalars
+        for (i, text) in strings.enumerated() {
+            let row = Array(values[(i * width)..<((i + 1) * width)])
+            if json {
+                struct Line: Encodable { let text: String; let embedding: [Float] }
+                try printJSON(Line(text: text, embedding: row))
+            } else {
+                print(row.map { String($0) }.joined(separator: " "))
+            }
+        }
+    }
+}
+
+/// `adapterdrop tokenize`: token ids as the Hugging Face fast tokenizer produces them.
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tokenize a text (or a pair) with a model folder's tokenizer.")
+
+    @Option(help: "Hugging Face model folder.")
+    var model: String
+    @Option(help: "The text.")
+    var text: String
+    @Option(help: "The second text of a pair.")
+    var textPair: String?
+    @Option(help: "Maximum length in tokens, special tokens included (with --truncation).")
+    var maxLength: Int?
+    @Option(help: "longest_first | only_first | only_second")
+    var truncation: TruncationStrategy?
+    @Flag(help: "Print JSON: {\"input_ids\", \"token_type_ids\", \"attention_mask\", \"tokens\"}.")
+    var json = false
+
+    func validate() throws {
+        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be positive") }
+        if truncation != nil && maxLength == nil { throw ValidationError("--truncation needs --max-length") }
+    }
+
+    func run() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIError("\(model): model folder not found")
+        }
+        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
+        let input: TokenizerInput = textPair.map { .pair(text, $0) } ?? .single(text)
+        let batch = try tokenizer.encode(batch: [input], options: EncodingOptions(
+            truncation: truncation ?? (maxLength == nil ? nil : .longestFirst), maxLength: maxLength))
+        let e = batch.encodings[0]
+        struct Output: Encodable {
+            let input_ids: [Int], token_type_ids: [Int], attention_mask: [Int], tokens: [String]
+        }
+        let out = Output(input_ids: e.ids, token_type_ids: e.typeIDs, attention_mask: e.attentionMask, tokens: e.tokens)
+        if json { try printJSON(out) } else { print(e.tokens.joined(separator: " ")); print(e.ids.map(String.init).joined(separator: " ")) }
+    }
+}
+
+/// `adapterdrop encode`: last hidden states for given token ids.
+struct Encode: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the encoder on token ids (no tokenizer needed).")
+
+    @Option(help: "Hugging Face model folder (config.json + model.safetensors).")
+    var model: String
+    @Option(help: "Token ids as JSON: [[…], …] (ragged rows are padded) or […] for one sequence.")
+    var inputIds: String
+    @Option(help: "Attention mask as JSON, same shape as --input-ids.")
+    var attentionMask: String?
+    @Option(help: "Token type ids as JSON, same shape as --input-ids.")
+    var tokenTypeIds: String?
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print JSON: {\"last_hidden_state\": [batch][seq][hidden]}.")
+    var json = false
+
+    func validate() throws { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
+
+    static func parseRows(_ text: String, option: String) throws -> [[Int]] {
+        let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        if let rows = value as? [[NSNumber]] { return rows.map { $0.map(\.intValue) } }
+        if let row = value as? [NSNumber] { return [row.map(\.intValue)] }
+        throw CLIError("\(option): expected a JSON array of integers or of integer arrays")
+    }
+
+    func run() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CLIError("\(model): model folder not found")
+        }
+        let encoder = try BertEncoder(modelFolder: URL(fileURLWithPath: model))
+        let ids = try Self.parseRows(inputIds, option: "--input-ids")
+        let types = try tokenTypeIds.map { try Self.parseRows($0, option: "--token-type-ids") }
+        var input = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: encoder.config.padTokenId ?? 0)
+        if let attentionMask {
+            let mask = try Self.parseRows(attentionMask, option: "--attention-mask")
+            guard mask.map(\.count) == ids.map(\.count) else {
+                throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
+            }
+            let seq = input.sequenceLength
+            let flat = mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) }
+            input = try EncoderInput(batchSize: input.batchSize, sequenceLength: seq, inputIds: input.inputIds,
+                                     attentionMask: flat, tokenTypeIds: input.tokenTypeIds)
+        }
+        let out = try encoder(input, context: ComputeContext(threads: threads))
+        let b = input.batchSize, s = input.sequenceLength, h = encoder.config.hiddenSize
+        let v = out.lastHiddenState.scalars
+        let nested = (0..<b).map { i in (0..<s).map { t in Array(v[((i * s + t) * h)..<((i * s + t + 1) * h)]) } }
+        if json {
+            struct Output: Encodable { let last_hidden_state: [[[Float]]] }
+            try printJSON(Output(last_hidden_state: nested))
+        } else {
+            for row in nested { for token in row { print(token.map { String($0) }.joined(separator: " ")) } }
+        }
+    }
+}
