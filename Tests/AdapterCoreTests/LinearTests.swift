@@ -133,3 +133,31 @@ private func referenceLinear(x: [Double], w: [Double], b: [Double]?, residual: [
         checkClose(act.scalars, actK.scalars, atol: 70 * 70 * 0x1p-24 + 1e-6, rtol: 1e-5, "cblas vs kernels gelu")
     }
 }
+
+@Suite struct PackedWeightTests {
+    /// Pre-packed weights give bitwise the same results as plain weights, for one tile and for a
+    /// multi-tile grid (column tiles start at multiples of the packing granule), with the full
+    /// epilogue, at 1 and 3 threads; other backends fall back to the plain weight.
+    @Test(arguments: [(5, 33, 50), (300, 64, 200), (40, 768, 3072 / 16)])
+    func packedMatchesPlain(shape: (Int, Int, Int)) {
+        let (rows, inF, outF) = shape
+        var rng = TestRNG(seed: 16)
+        let x = randomTensor([rows, inF], &rng), w = randomTensor([outF, inF], &rng)
+        let b = randomTensor([outF], &rng), r = randomTensor([rows, outF], &rng)
+        let packed = PackedWeight(w)
+        #expect(packed.shape == [outF, inF])
+        for threads in [1, 3] {
+            let context = ComputeContext(threads: threads)
+            let plain = linear(x, weight: w, bias: b, activation: .gelu, residual: r, savePreactivation: true, context: context)
+            let fast = linear(x, weight: packed, bias: b, activation: .gelu, residual: r, savePreactivation: true, context: context)
+            #expect(bits(plain.output) == bits(fast.output))
+            #expect(bits(plain.preactivation!) == bits(fast.preactivation!))
+        }
+        let cblas = ComputeContext(threads: 2, gemmBackend: .cblas)
+        #expect(bits(linear(x, weight: packed, bias: b, context: cblas)) == bits(linear(x, weight: w, bias: b, context: cblas)))
+        // A transposed view is packed from its contiguous copy.
+        let wT = w.transposed().contiguous().transposed()
+        #expect(bits(linear(x, weight: PackedWeight(wT), context: ComputeContext(threads: 2)))
+                == bits(linear(x, weight: w, context: ComputeContext(threads: 2))))
+    }
+}

@@ -141,7 +141,8 @@ func runBatchedGemm(
     a: BatchedMatrix, transposeA: Bool, b: BatchedMatrix, transposeB: Bool,
     m: Int, n: Int, k: Int,
     c cBase: UnsafeMutablePointer<Float>, cOffsets: [Int], ldc: Int,
-    alpha: Float, beta: Float, epilogue: GemmEpilogueOperands = GemmEpilogueOperands()
+    alpha: Float, beta: Float, epilogue: GemmEpilogueOperands = GemmEpilogueOperands(),
+    prepackedB: PackedBuffer? = nil
 ) {
     let batch = cOffsets.count
     if batch == 0 || m == 0 || n == 0 { return }
@@ -149,6 +150,12 @@ func runBatchedGemm(
     let mTiles = (m + grid.mTile - 1) / grid.mTile, nTiles = (n + grid.nTile - 1) / grid.nTile
     let tilesPerItem = mTiles * nTiles
     let backend = context.gemmBackend
+    // A pre-packed B (same values as `b`, packed once) is used only by the hand-tuned kernels.
+    let packed = backend == .kernels ? prepackedB : nil
+    if let packed {
+        precondition(batch == 1 && (nTiles == 1 || grid.nTile % packed.granule == 0) && packed.n == n && packed.k == k,
+                     "\(op): pre-packed weight [k \(packed.k), n \(packed.n)] does not match the product (n \(n), k \(k))")
+    }
     let workspace = backend == .kernels
         ? KernelBridge.gemmWorkspaceSize(m: min(grid.mTile, m), n: min(grid.nTile, n), k: k) : 0
     // C trans flags: logical transpose XOR stored transpose.
@@ -156,7 +163,7 @@ func runBatchedGemm(
     let aBase = a.tensor.basePointer, bBase = b.tensor.basePointer
     let aOffsets = a.batchOffsets, bOffsets = b.batchOffsets
     let lda = a.ld, ldb = b.ld
-    withExtendedLifetime((a.tensor, b.tensor)) {
+    withExtendedLifetime((a.tensor, b.tensor, packed)) {
         context.parallelFor(taskCount: batch * tilesPerItem, workspaceBytes: workspace) { task, _, ws in
             let item = task / tilesPerItem, tile = task % tilesPerItem
             let i0 = (tile / nTiles) * grid.mTile, j0 = (tile % nTiles) * grid.nTile
@@ -175,9 +182,38 @@ func runBatchedGemm(
                 e.preactivation = p + i0 * epilogue.preactivationLD + j0
                 e.preactivationLD = epilogue.preactivationLD
             }
+            if let packed {
+                KernelBridge.gemmPrepacked(workspace: ws, transposeA: ta, m: mt, n: nt, k: k, a: ap, lda: lda,
+                                           packedB: packed.pointer, column: j0, c: cp, ldc: ldc, alpha: alpha,
+                                           beta: beta, epilogue: e, op: op)
+                return
+            }
             KernelBridge.gemm(backend: backend, workspace: ws, transposeA: ta, transposeB: tb,
                               m: mt, n: nt, k: k, a: ap, lda: lda, b: bp, ldb: ldb, c: cp, ldc: ldc,
                               alpha: alpha, beta: beta, epilogue: e, op: op)
         }
     }
+}
+
+/// A GEMM B operand packed once into the micro-kernels' panel layout (owned, 64-byte aligned).
+final class PackedBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let bytes: Int
+    /// op(B) is `[k, n]`.
+    let n: Int, k: Int
+    /// Tiles must start at multiples of this column count.
+    let granule: Int
+
+    /// Packs op(B) `[k, n]` (`transposeB`: B stored `[n, k]`) from `b` with leading dimension `ldb`.
+    /// Written once here and only read afterwards, which makes sharing it across threads safe.
+    init(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int, op: String) {
+        bytes = max(KernelBridge.packedBSize(n: n, k: k), tensorAlignment)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: tensorAlignment)
+        self.n = n
+        self.k = k
+        KernelBridge.packB(transposeB: transposeB, n: n, k: k, b: b, ldb: ldb, packed: pointer, bytes: bytes, op: op)
+        granule = max(KernelBridge.packedBGranule(pointer), 1)
+    }
+
+    deinit { pointer.deallocate() }
 }

@@ -190,3 +190,41 @@ extension GemmBackend {
         ck_cblas_set_num_threads(Int32(max(threads, 1))) == 1
     }
 }
+
+// MARK: Pre-packed GEMM operands
+
+extension KernelBridge {
+    /// Bytes needed to pre-pack op(B) `[k, n]`.
+    static func packedBSize(n: Int, k: Int) -> Int {
+        Int(ck_gemm_pack_b_size(Int64(n), Int64(k)))
+    }
+
+    /// Packs op(B) `[k, n]` into `packed` (64-byte aligned, `packedBSize` bytes) for the ISA active now.
+    static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int,
+                      packed: UnsafeMutableRawPointer, bytes: Int, op: @autoclosure () -> String) {
+        check(ck_gemm_pack_b(transposeB ? CK_TRANS : CK_NO_TRANS, Int64(n), Int64(k), b, Int64(ldb), packed, bytes),
+              "\(op()) (ck_gemm_pack_b)")
+    }
+
+    /// Column granule of a packed B (tiles must start at multiples of it).
+    static func packedBGranule(_ packed: UnsafeRawPointer) -> Int {
+        Int(ck_gemm_pack_b_granule(packed))
+    }
+
+    /// C[m,n] = epilogue(alpha · op(A) · Bp[:, j0 ..< j0+n] + beta · C) with a pre-packed B.
+    static func gemmPrepacked(
+        workspace ws: UnsafeMutableRawBufferPointer, transposeA: Bool, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>?, lda: Int, packedB: UnsafeRawPointer, column j0: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float, epilogue: GemmEpilogue,
+        op: @autoclosure () -> String
+    ) {
+        let (act, param) = cActivation(epilogue.activation)
+        var e = ck_epilogue(bias: epilogue.bias, act: act, act_param: param,
+                            residual: epilogue.residual, ld_residual: Int64(epilogue.residualLD),
+                            preact: epilogue.preactivation, ld_preact: Int64(epilogue.preactivationLD))
+        var w = ck_workspace(ptr: ws.baseAddress, bytes: ws.count)
+        check(ck_gemm_f32_prepacked(&w, transposeA ? CK_TRANS : CK_NO_TRANS, Int64(m), Int64(n), Int64(k),
+                                    a, Int64(lda), packedB, Int64(j0), c, Int64(ldc), alpha, beta, &e),
+              "\(op()) (ck_gemm_f32_prepacked, m \(m) n \(n) k \(k) j0 \(j0))")
+    }
+}

@@ -44,6 +44,55 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation:
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
                    residual: Tensor? = nil, savePreactivation: Bool,
                    context: ComputeContext) -> LinearOutput {
+    linearForward(x, weight: weight, packed: nil, bias: bias, activation: activation, residual: residual,
+                  savePreactivation: savePreactivation, context: context)
+}
+
+/// A linear layer's weight `[out, in]` together with a copy pre-packed once into the GEMM
+/// micro-kernels' panel layout, so forward passes skip re-packing it on every call (frozen base
+/// model weights at inference or adapter training). Results are bitwise identical to passing the
+/// plain tensor. Costs one extra copy of the weight in memory.
+///
+/// The packing targets the kernel ISA active when it is created (`KernelISA.active`) and is used
+/// only by the `.kernels` GEMM backend; other backends (and every backward pass) use `weight`.
+public struct PackedWeight: Sendable {
+    /// The weight `[out, in]` as given.
+    public let weight: Tensor
+    let packed: PackedBuffer
+
+    /// Packs `weight` `[out, in]` (any layout; a strided view is copied first).
+    public init(_ weight: Tensor) {
+        precondition(weight.rank == 2, "PackedWeight: weight \(weight.shape) must be [out, in]")
+        let w = weight.contiguous()
+        self.weight = w
+        let out = w.shape[0], inFeatures = w.shape[1]
+        packed = withExtendedLifetime(w) {
+            PackedBuffer(transposeB: true, n: out, k: inFeatures, b: w.basePointer, ldb: max(inFeatures, 1),
+                         op: "PackedWeight \(weight.shape)")
+        }
+    }
+
+    /// `[out, in]`.
+    public var shape: [Int] { weight.shape }
+}
+
+/// `linear` with a pre-packed weight (see `PackedWeight`); otherwise identical to
+/// `linear(_:weight:bias:activation:residual:context:)`.
+public func linear(_ x: Tensor, weight: PackedWeight, bias: Tensor? = nil, activation: Activation = .none,
+                   residual: Tensor? = nil, context: ComputeContext) -> Tensor {
+    linearForward(x, weight: weight.weight, packed: weight.packed, bias: bias, activation: activation,
+                  residual: residual, savePreactivation: false, context: context).output
+}
+
+/// `linear(_:weight:bias:activation:residual:savePreactivation:context:)` with a pre-packed weight.
+public func linear(_ x: Tensor, weight: PackedWeight, bias: Tensor? = nil, activation: Activation = .none,
+                   residual: Tensor? = nil, savePreactivation: Bool, context: ComputeContext) -> LinearOutput {
+    linearForward(x, weight: weight.weight, packed: weight.packed, bias: bias, activation: activation,
+                  residual: residual, savePreactivation: savePreactivation, context: context)
+}
+
+private func linearForward(_ x: Tensor, weight: Tensor, packed: PackedBuffer?, bias: Tensor?, activation: Activation,
+                           residual: Tensor?, savePreactivation: Bool, context: ComputeContext) -> LinearOutput {
     let (rows, inFeatures, outFeatures) = linearShapes(x, weight, bias, op: "linear")
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     var residual2D: Tensor? = nil
@@ -68,7 +117,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation:
         runBatchedGemm(context: context, op: "linear x \(x.shape) weight \(weight.shape)",
                        a: x2, transposeA: false, b: w2, transposeB: true,
                        m: rows, n: outFeatures, k: inFeatures, c: y.mutableBasePointer, cOffsets: [0],
-                       ldc: outFeatures, alpha: 1, beta: 0, epilogue: e)
+                       ldc: outFeatures, alpha: 1, beta: 0, epilogue: e, prepackedB: packed)
     }
     return LinearOutput(output: y, preactivation: pre)
 }
