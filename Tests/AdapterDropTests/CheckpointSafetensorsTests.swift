@@ -407,6 +407,55 @@ struct CheckpointSafetensorsTests {
         #expect(throws: SafetensorsError.tensorNotFound(file: url.path, tensor: "w")) { try file.floats("w") }
     }
 
+    @Test("2000 mutated files either load (and every tensor reads) or throw SafetensorsError — never trap")
+    func mutationFuzz() throws {
+        var writer = SafetensorsWriter(metadata: ["format": "pt"])
+        try writer.add("a", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6])
+        try writer.add("b", shape: [3], floats: [1, .nan, 3], as: .bf16)
+        try writer.add("c", shape: [2], integers: [7, -7], as: .i32)
+        try writer.add("d", shape: [], floats: [0.5], as: .f64)
+        let original = writer.serialized()
+        let folder = try CheckpointTempFolder()
+        var rng = TestRNGLocal(seed: 2024)
+        var loaded = 0
+        var rejected = 0
+        let digits = Array("0123456789-[]{}\",:.e ".utf8)
+        for iteration in 0..<2000 {
+            var bytes = original
+            switch iteration % 3 {
+            case 0:  // flip a few bytes anywhere
+                for _ in 0..<Int(1 + rng.next() % 3) {
+                    bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            case 1:  // replace a header byte by a JSON-significant character
+                let position = 8 + Int(rng.next() % UInt64(bytes.count - 8 - 40))
+                bytes[position] = digits[Int(rng.next() % UInt64(digits.count))]
+            default:  // truncate
+                bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
+            }
+            // Every 50th image goes through a real file and mmap; the rest are validated in memory (disk writes
+            // on a shared machine take up to 15 ms each).
+            let url = iteration % 50 == 0 ? try folder.write("fuzz-\(iteration).safetensors", bytes) : folder.file("memory")
+            do {
+                let options = SafetensorsFile.Options(rejectNonFinite: iteration % 2 == 0)
+                let file = iteration % 50 == 0
+                    ? try SafetensorsFile(url: url, options: options) : try SafetensorsFile(bytes: bytes, url: url, options: options)
+                for name in file.tensorNames {
+                    let info = try file.info(name)
+                    do {
+                        if info.dtype.isFloatingPoint { _ = try file.floats(name) } else { _ = try file.integers(name) }
+                    } catch is SafetensorsError {}
+                }
+                _ = file.nonFiniteTensors()
+                loaded += 1
+            } catch is SafetensorsError {
+                rejected += 1
+            }
+        }
+        #expect(loaded + rejected == 2000)
+        #expect(loaded > 0 && rejected > 0)  // both paths were exercised
+    }
+
     // MARK: Writer errors and atomicity
 
     @Test("Writer rejects duplicate names, reserved names, count mismatches, out-of-range I32")

@@ -44,6 +44,7 @@ final class MappedFile: @unchecked Sendable {
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw SafetensorsError.notARegularFile(file: path) }
         let size = Int(info.st_size)
         self.size = size
+        isMapped = size > 0
         if size == 0 {
             base = nil
             return
@@ -56,8 +57,29 @@ final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(pointer)
     }
 
+    /// True when `base` came from `mmap` (else from `allocate`, see `init(copying:)`).
+    private let isMapped: Bool
+
+    /// An in-memory stand-in holding a copy of `bytes` (tests use it to validate many images quickly).
+    init(copying bytes: [UInt8]) {
+        size = bytes.count
+        isMapped = false
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+            bytes.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            base = UnsafeRawPointer(memory)
+        }
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        guard let base else { return }
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
     }
 
     /// The whole file as a buffer (empty for an empty file).

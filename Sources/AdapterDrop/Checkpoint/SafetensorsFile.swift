@@ -96,11 +96,20 @@ public final class SafetensorsFile: @unchecked Sendable {
     ///   - url: a `file:` URL.
     ///   - options: reading options (NaN/Inf rejection).
     /// - Throws: `SafetensorsError` for I/O failures and every format violation listed on the type.
-    public init(url: URL, options: Options = Options()) throws {
+    public convenience init(url: URL, options: Options = Options()) throws {
+        try self.init(mapping: MappedFile(path: url.path), url: url, options: options)
+    }
+
+    /// Validates an in-memory image as if it were the file `url` (tests).
+    convenience init(bytes: [UInt8], url: URL, options: Options = Options()) throws {
+        try self.init(mapping: MappedFile(copying: bytes), url: url, options: options)
+    }
+
+    private init(mapping: MappedFile, url: URL, options: Options) throws {
         self.url = url
         self.options = options
         let path = url.path
-        mapping = try MappedFile(path: path)
+        self.mapping = mapping
         let bytes = mapping.bytes
         guard bytes.count >= 8 else { throw SafetensorsError.fileTooSmall(file: path, size: bytes.count) }
         let headerLength = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
