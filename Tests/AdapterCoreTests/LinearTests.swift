@@ -161,3 +161,24 @@ private func referenceLinear(x: [Double], w: [Double], b: [Double]?, residual: [
                 == bits(linear(x, weight: w, context: ComputeContext(threads: 2))))
     }
 }
+
+@Suite struct EmptyShapeTests {
+    /// Empty batches and zero inner sizes follow the GEMM contract: k == 0 gives the epilogue of 0.
+    @Test func zeroSizes() {
+        let context = ComputeContext(threads: 2)
+        let empty = linear(Tensor(zeros: [0, 8]), weight: Tensor(zeros: [3, 8]), context: context)
+        #expect(empty.shape == [0, 3])
+        let bias = Tensor(shape: [3], scalars: [1, -2, 3])
+        let noInputs = linear(Tensor(zeros: [2, 0]), weight: Tensor(zeros: [3, 0]), bias: bias, activation: .relu,
+                              context: context)
+        #expect(noInputs.shape == [2, 3] && noInputs.scalars == [1, 0, 3, 1, 0, 3])
+        var dw = Tensor(zeros: [3, 8]), db = Tensor(zeros: [3]), dx = Tensor(zeros: [0, 8])
+        linearBackward(Tensor(zeros: [0, 3]), input: Tensor(zeros: [0, 8]), weight: Tensor(zeros: [3, 8]),
+                       inputGradient: &dx, weightGradient: &dw, biasGradient: &db, context: context)
+        #expect(dw.scalars.allSatisfy { $0 == 0 } && db.scalars == [0, 0, 0])
+        let c = matmul(Tensor(zeros: [2, 4, 0]), Tensor(zeros: [2, 0, 5]), context: context)
+        #expect(c.shape == [2, 4, 5] && c.scalars.allSatisfy { $0 == 0 })
+        #expect(softmax(Tensor(zeros: [0, 4]), context: context).shape == [0, 4])
+        #expect(layerNorm(Tensor(zeros: [0, 4]), weight: nil, bias: nil, context: context).output.shape == [0, 4])
+    }
+}

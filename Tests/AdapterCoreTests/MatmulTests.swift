@@ -95,6 +95,30 @@ private func referenceBatchedMatmul(_ a: [Double], _ b: [Double], batch: Int, aR
                     "broadcast dB \(flags)")
     }
 
+    /// Destinations that cannot be written as row-major matrices (unit stride in the wrong
+    /// dimension) and shared destinations are handled by copying, with the beta rule intact.
+    @Test func awkwardDestinations() {
+        var rng = TestRNG(seed: 26)
+        let context = ComputeContext(threads: 2)
+        let a = randomTensor([6, 4], &rng), b = randomTensor([4, 5], &rng)
+        let expected = matmul(a, b, context: context)
+        // A transposed view as destination (column-major storage).
+        var cT = Tensor(shape: [5, 6], scalars: nanFilled(30)).transposed()
+        matmul(a, b, into: &cT, beta: 0, context: context)
+        #expect(cT.scalars == expected.scalars)
+        // beta 1 into a shared tensor: the other owner is untouched.
+        let base = Tensor(shape: [6, 5], repeating: 1)
+        var shared = base
+        matmul(a, b, into: &shared, beta: 1, context: context)
+        #expect(base.scalars == [Float](repeating: 1, count: 30))
+        checkClose(shared.scalars, expected.scalars.map { Double($0) + 1 }, atol: 1e-6, rtol: 1e-6, "beta 1")
+        // A strided row-slice view as destination (ld > n) in a uniquely owned buffer.
+        // [6, 5] columns 1..<6 of a [6, 8] buffer (ld 8); the temporary is gone, so the view owns it.
+        var window = Tensor(shape: [6, 8], scalars: nanFilled(48)).transposed().slice(rows: 1..<6).transposed()
+        matmul(a, b, into: &window, beta: 0, context: context)
+        #expect(window.scalars == expected.scalars && window.strides == [8, 1])
+    }
+
     @Test func threadCountDoesNotChangeBits() {
         var rng = TestRNG(seed: 24)
         let a = randomTensor([4, 130, 64], &rng), b = randomTensor([4, 130, 64], &rng)

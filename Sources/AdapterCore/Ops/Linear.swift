@@ -18,7 +18,7 @@ private func linearShapes(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, op: St
     if let bias {
         precondition(bias.shape == [outFeatures], "\(op): bias \(bias.shape) does not match weight \(weight.shape)")
     }
-    return (x.count / max(inFeatures, 1), inFeatures, outFeatures)
+    return (x.shape.dropLast().reduce(1, *), inFeatures, outFeatures)
 }
 
 /// A fully connected layer: `y = act(x · Wᵀ + b) + residual`, computed by one GEMM per output tile
@@ -200,7 +200,7 @@ public func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor,
     let g = preactivationGradient
     precondition(weight.rank == 2 && g.shape.last == weight.shape[0],
                  "linearInputGradient: gradient \(g.shape) does not match weight \(weight.shape)")
-    let rows = g.count / max(weight.shape[0], 1), inFeatures = weight.shape[1]
+    let rows = g.shape.dropLast().reduce(1, *), inFeatures = weight.shape[1]
     precondition(inputGradient.shape == Array(g.shape.dropLast()) + [inFeatures],
                  "linearInputGradient: dx \(inputGradient.shape) does not match gradient \(g.shape) and weight \(weight.shape)")
     precondition(beta == 0 || beta == 1, "linearInputGradient: beta must be 0 or 1, got \(beta)")
@@ -223,7 +223,7 @@ public func linearWeightGradient(_ preactivationGradient: Tensor, input: Tensor,
     precondition(g.shape.last == outFeatures && input.shape.last == inFeatures
                  && Array(g.shape.dropLast()) == Array(input.shape.dropLast()),
                  "linearWeightGradient: gradient \(g.shape) and x \(input.shape) do not match dW \(weightGradient.shape)")
-    let rows = g.count / max(outFeatures, 1)
+    let rows = g.shape.dropLast().reduce(1, *)
     weightGradient.prepareOutput(preserveContents: true)
     let g2 = BatchedMatrix(g.reshaped([rows, outFeatures]), op: "linearWeightGradient", name: "gradient")
     let x2 = BatchedMatrix(input.reshaped([rows, inFeatures]), op: "linearWeightGradient", name: "x")
@@ -238,5 +238,6 @@ public func linearBiasGradient(_ preactivationGradient: Tensor, accumulatingInto
     let g = preactivationGradient
     precondition(biasGradient.shape == [g.shape.last ?? 0],
                  "linearBiasGradient: db \(biasGradient.shape) does not match gradient \(g.shape)")
-    columnSums(g.reshaped([-1, biasGradient.shape[0]]), accumulatingInto: &biasGradient, context: context)
+    columnSums(g.reshaped([g.shape.dropLast().reduce(1, *), biasGradient.shape[0]]), accumulatingInto: &biasGradient,
+               context: context)
 }

@@ -121,7 +121,7 @@ private func matmulGradient(_ x: Tensor, _ y: Tensor, transposeA: Bool, transpos
         // Broadcast operand: its gradient is the sum over batch items, accumulated in batch order.
         let s = MatmulShapes(x, y, transposeA: transposeA, transposeB: transposeB, op: "matmulBackward")
         let full = matmul(x, y, transposeA: transposeA, transposeB: transposeB, alpha: alpha, context: context)
-        let items = full.reshaped([-1, s.m * s.n])
+        let items = full.reshaped([full.count / max(s.m * s.n, 1), s.m * s.n])
         var sum = beta == 0 ? Tensor(zeros: [s.m * s.n]) : g.reshaped([s.m * s.n])
         columnSums(items, accumulatingInto: &sum, context: context)
         g = sum.reshaped(g.shape)
