@@ -153,6 +153,18 @@ private func referenceLinear(x: [Double], w: [Double], b: [Double]?, residual: [
             #expect(bits(plain.output) == bits(fast.output))
             #expect(bits(plain.preactivation!) == bits(fast.preactivation!))
         }
+        // Backward packing: dx = g·W bitwise equal to the plain path.
+        let both = PackedWeight(w, packForBackward: true)
+        for threads in [1, 3] {
+            let context = ComputeContext(threads: threads)
+            let plain = linearBackward(r, input: x, weight: w, context: context)
+            #expect(bits(linearBackward(r, input: x, weight: both, context: context)) == bits(plain))
+            #expect(bits(linearBackward(r, input: x, weight: packed, context: context)) == bits(plain))
+            var dx = Tensor(shape: x.shape, repeating: 1), dxPlain = dx
+            linearInputGradient(r, weight: both, into: &dx, beta: 1, context: context)
+            linearInputGradient(r, weight: w, into: &dxPlain, beta: 1, context: context)
+            #expect(bits(dx) == bits(dxPlain))
+        }
         let cblas = ComputeContext(threads: 2, gemmBackend: .cblas)
         #expect(bits(linear(x, weight: packed, bias: b, context: cblas)) == bits(linear(x, weight: w, bias: b, context: cblas)))
         // A transposed view is packed from its contiguous copy.

@@ -58,10 +58,18 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation:
 public struct PackedWeight: Sendable {
     /// The weight `[out, in]` as given.
     public let weight: Tensor
+    /// Wᵀ packed for the forward product x·Wᵀ.
     let packed: PackedBuffer
+    /// W packed for the input-gradient product g·W (only with `packForBackward`).
+    let backwardPacked: PackedBuffer?
 
     /// Packs `weight` `[out, in]` (any layout; a strided view is copied first).
-    public init(_ weight: Tensor) {
+    /// - Parameters:
+    ///   - weight: `[out, in]`.
+    ///   - packForBackward: also pack W for `dx = g·W`, which frozen layers compute on every
+    ///     training step (`linearBackward(_:input:weight:…)` with a `PackedWeight`); costs a second
+    ///     copy of the weight.
+    public init(_ weight: Tensor, packForBackward: Bool = false) {
         precondition(weight.rank == 2, "PackedWeight: weight \(weight.shape) must be [out, in]")
         let w = weight.contiguous()
         self.weight = w
@@ -69,6 +77,10 @@ public struct PackedWeight: Sendable {
         packed = withExtendedLifetime(w) {
             PackedBuffer(transposeB: true, n: out, k: inFeatures, b: w.basePointer, ldb: max(inFeatures, 1),
                          op: "PackedWeight \(weight.shape)")
+        }
+        backwardPacked = !packForBackward ? nil : withExtendedLifetime(w) {
+            PackedBuffer(transposeB: false, n: inFeatures, k: out, b: w.basePointer, ldb: max(inFeatures, 1),
+                         op: "PackedWeight \(weight.shape) (backward)")
         }
     }
 
@@ -197,6 +209,32 @@ private func linearBackwardCommon(_ dy: Tensor, input: Tensor, weight: Tensor, a
 /// `dx = beta · dx + g · W` (GEMM NN): g `[…, out]`, W `[out, in]`, dx `[…, in]`; beta 0 or 1.
 public func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor, into inputGradient: inout Tensor,
                                 beta: Float = 0, context: ComputeContext) {
+    linearInputGradient(preactivationGradient, weight: weight, packed: nil, into: &inputGradient, beta: beta,
+                        context: context)
+}
+
+/// `linearInputGradient` with a `PackedWeight` (uses its backward packing when it has one;
+/// bitwise equal either way).
+public func linearInputGradient(_ preactivationGradient: Tensor, weight: PackedWeight, into inputGradient: inout Tensor,
+                                beta: Float = 0, context: ComputeContext) {
+    linearInputGradient(preactivationGradient, weight: weight.weight, packed: weight.backwardPacked,
+                        into: &inputGradient, beta: beta, context: context)
+}
+
+/// Backward through a frozen layer with a `PackedWeight`: returns `dx = (dy ⊙ act'(preactivation)) · W`
+/// (see `PackedWeight.init(_:packForBackward:)`).
+public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: PackedWeight,
+                           activation: Activation = .none, preactivation: Tensor? = nil,
+                           context: ComputeContext) -> Tensor {
+    let g = linearBackwardCommon(outputGradient, input: input, weight: weight.weight, activation: activation,
+                                 preactivation: preactivation, context: context)
+    var dx = Tensor(uninitializedShape: input.shape)
+    linearInputGradient(g, weight: weight, into: &dx, beta: 0, context: context)
+    return dx
+}
+
+private func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor, packed: PackedBuffer?,
+                                 into inputGradient: inout Tensor, beta: Float, context: ComputeContext) {
     let g = preactivationGradient
     precondition(weight.rank == 2 && g.shape.last == weight.shape[0],
                  "linearInputGradient: gradient \(g.shape) does not match weight \(weight.shape)")
@@ -210,7 +248,7 @@ public func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor,
     runBatchedGemm(context: context, op: "linearBackward dx: gradient \(g.shape) weight \(weight.shape)",
                    a: g2, transposeA: false, b: w2, transposeB: false, m: rows, n: inFeatures,
                    k: weight.shape[0], c: inputGradient.mutableBasePointer, cOffsets: [0], ldc: inFeatures,
-                   alpha: 1, beta: beta)
+                   alpha: 1, beta: beta, prepackedB: packed)
 }
 
 /// `dW += gᵀ · x` (GEMM TN): g `[…, out]`, x `[…, in]`, dW `[out, in]`. Each dW element is reduced
