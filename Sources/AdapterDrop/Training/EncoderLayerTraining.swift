@@ -1,0 +1,252 @@
+import AdapterCore
+
+/// What the residual + LayerNorm step (or the trainable module in its place) at one adapter location saved.
+public enum SublayerTrainingState {
+    /// The encoder applied `LN(h + a)` itself: the LayerNorm's input `s = h + a` `[rows, hidden]` and its
+    /// per-row `mean` / `rstd` `[rows]`.
+    case layerNorm(normalizedInput: Tensor, mean: Tensor, rstd: Tensor)
+    /// A `TrainableSublayer` produced the output; its opaque saved state.
+    case module(Any?)
+}
+
+/// Activations one BERT layer keeps for its backward pass through **frozen** weights.
+///
+/// Only what the input gradient needs is kept (the layer input and the FFN activation output are needed
+/// only for weight gradients, which frozen layers do not compute):
+/// - `query`, `key`, `value` `[batch, heads, seq, headSize]` (views of `[batch·seq, hidden]` projections),
+/// - `probabilities` p `[batch, heads, seq, seq]` (softmax output before dropout),
+/// - the dropout masks (nil when the rate is 0): attention `[batch, heads, seq, seq]`, hidden `[rows, hidden]`,
+/// - the two residual + LayerNorm (or module) states,
+/// - `preactivation` `[rows, intermediate]`: `x₁·Wiᵀ + bi` before GELU.
+///
+/// Per layer this is `4·rows·hidden + rows·intermediate + 2·batch·heads·seq²` floats plus masks and LN
+/// statistics (a first step: one struct of tensors per layer rather than one slab for all layers).
+public struct LayerTrainingState {
+    /// The layer index.
+    public var layer: Int
+    /// Sequences in the batch and their length (`rows = batch·sequenceLength`).
+    public var batch: Int, sequenceLength: Int
+    var query: Tensor, key: Tensor, value: Tensor
+    var probabilities: Tensor
+    var attentionDropoutMask: Tensor?
+    var attentionOutputDropoutMask: Tensor?
+    var attentionSublayer: SublayerTrainingState
+    var preactivation: Tensor
+    var outputDropoutMask: Tensor?
+    var outputSublayer: SublayerTrainingState
+
+    /// The attention-probability dropout mask (`0` or `1/(1−rate)`), `[batch, heads, seq, seq]`, nil at rate 0.
+    public var attentionProbabilityMask: Tensor? { attentionDropoutMask }
+    /// The hidden dropout masks on h₁ and h₂ `[rows, hidden]`, nil at rate 0.
+    public var hiddenMasks: (attentionOutput: Tensor?, output: Tensor?) { (attentionOutputDropoutMask, outputDropoutMask) }
+
+    /// Bytes held by the saved tensors (masks and LayerNorm statistics included; module state excluded).
+    public var byteCount: Int {
+        var n = query.count + key.count + value.count + probabilities.count + preactivation.count
+        n += (attentionDropoutMask?.count ?? 0) + (attentionOutputDropoutMask?.count ?? 0) + (outputDropoutMask?.count ?? 0)
+        for s in [attentionSublayer, outputSublayer] {
+            if case .layerNorm(let x, let m, let r) = s { n += x.count + m.count + r.count }
+        }
+        return n * MemoryLayout<Float>.size
+    }
+}
+
+/// Gradients of one layer's two LayerNorms (`attention.output.LayerNorm`, `output.LayerNorm`), each `[hidden]`.
+/// Accumulated (`+=`) only at locations where the encoder applies the LayerNorm itself (where a
+/// `TrainableSublayer` returned nil).
+public struct LayerNormGradients: Sendable {
+    public var attentionWeight: Tensor, attentionBias: Tensor
+    public var outputWeight: Tensor, outputBias: Tensor
+
+    /// Zero gradients for a model with `hiddenSize` features.
+    public init(hiddenSize: Int) {
+        attentionWeight = Tensor(zeros: [hiddenSize])
+        attentionBias = Tensor(zeros: [hiddenSize])
+        outputWeight = Tensor(zeros: [hiddenSize])
+        outputBias = Tensor(zeros: [hiddenSize])
+    }
+}
+
+extension BertEncoder {
+    /// One transformer layer in training mode (transformers `BertLayer.forward` with `model.train()`):
+    /// ```
+    /// q, k, v = x·Wqᵀ + bq, …                 [batch, heads, seq, headSize]
+    /// p       = softmax(q·kᵀ/√headSize + mask);  p̃ = p ⊙ M_attn         (attention-probability dropout)
+    /// h₁      = ((p̃·v) merged)·Woᵀ + bo;        h̃₁ = h₁ ⊙ M₁            (hidden dropout)
+    /// x₁      = module(h̃₁, x) ?? LN₁(h̃₁ + x)
+    /// h₂      = act(x₁·Wiᵀ + bi)·Wo₂ᵀ + bo₂;    h̃₂ = h₂ ⊙ M₂
+    /// x₂      = module(h̃₂, x₁) ?? LN₂(h̃₂ + x₁)
+    /// ```
+    /// Masks are drawn from `rng` in the order M_attn, M₁, M₂, each only when its rate is non-zero (a
+    /// trainable module may draw in between). With `dropout == .off` and no module the result equals the
+    /// inference `layer(_:_:mask:…)` up to rounding.
+    /// - Parameters:
+    ///   - x: the layer input `[batch·seq, hidden]`.
+    ///   - mask: additive key mask `[batch, seq]` (`additiveMask(for:)`).
+    ///   - trainable: modules at the adapter locations, or nil.
+    ///   - saveForBackward: keep activations (false: forward only, nothing kept).
+    /// - Returns: the layer output `[batch·seq, hidden]` and, when saving, the state for
+    ///   `trainingLayerBackward`.
+    public func trainingLayerForward(_ l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int,
+                                     trainable: (any TrainableSublayer)?, dropout: EncoderDropout,
+                                     rng: inout SeededRNG, saveForBackward: Bool,
+                                     context: ComputeContext) -> (output: Tensor, state: LayerTrainingState?) {
+        let w = weights.layers[l]
+        let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
+        let rows = batch * seq
+        precondition(x.shape == [rows, hidden], "trainingLayerForward: x \(x.shape) is not [\(rows), \(hidden)]")
+        func split(_ t: Tensor) -> Tensor { t.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
+        let q = split(linear(x, weight: w.queryWeight, bias: w.queryBias, context: context))
+        let k = split(linear(x, weight: w.keyWeight, bias: w.keyBias, context: context))
+        let v = split(linear(x, weight: w.valueWeight, bias: w.valueBias, context: context))
+        let scores = matmul(q, k, transposeB: true, context: context)
+        let p = softmax(scores, scale: 1 / Float(headSize).squareRoot(), mask: mask, context: context)
+        var attentionMask: Tensor? = nil
+        var dropped = p
+        if dropout.attentionProbabilities > 0 {
+            let m = Tensor.dropoutMask(shape: p.shape, rate: dropout.attentionProbabilities, using: &rng)
+            dropped = multiply(p, m, context: context)
+            attentionMask = m
+        }
+        var attended = Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
+        matmul(dropped, v, into: &attended, context: context)
+        let merged = attended.permuted([0, 2, 1, 3]).reshaped([rows, hidden])
+        var h1 = linear(merged, weight: w.attentionOutputWeight, bias: w.attentionOutputBias, context: context)
+        var mask1: Tensor? = nil
+        if dropout.hidden > 0 {
+            let m = Tensor.dropoutMask(shape: h1.shape, rate: dropout.hidden, using: &rng)
+            h1 = multiply(h1, m, context: context)
+            mask1 = m
+        }
+        let (x1, sub1) = trainingResidualNorm(l, .attentionOutput, h1, x, batch: batch, seq: seq, trainable: trainable,
+                                              dropout: dropout, rng: &rng, save: saveForBackward, context: context)
+        let inner = linear(x1, weight: w.intermediateWeight, bias: w.intermediateBias,
+                           activation: config.hiddenActivation, savePreactivation: saveForBackward, context: context)
+        var h2 = linear(inner.output, weight: w.outputWeight, bias: w.outputBias, context: context)
+        var mask2: Tensor? = nil
+        if dropout.hidden > 0 {
+            let m = Tensor.dropoutMask(shape: h2.shape, rate: dropout.hidden, using: &rng)
+            h2 = multiply(h2, m, context: context)
+            mask2 = m
+        }
+        let (x2, sub2) = trainingResidualNorm(l, .output, h2, x1, batch: batch, seq: seq, trainable: trainable,
+                                              dropout: dropout, rng: &rng, save: saveForBackward, context: context)
+        guard saveForBackward, let sub1, let sub2, let pre = inner.preactivation else { return (x2, nil) }
+        let state = LayerTrainingState(layer: l, batch: batch, sequenceLength: seq, query: q, key: k, value: v,
+                                       probabilities: p, attentionDropoutMask: attentionMask,
+                                       attentionOutputDropoutMask: mask1, attentionSublayer: sub1,
+                                       preactivation: pre, outputDropoutMask: mask2, outputSublayer: sub2)
+        return (x2, state)
+    }
+
+    /// `module(h, a) ?? LN(h + a)` at one location, with what backward needs.
+    private func trainingResidualNorm(_ l: Int, _ location: AdapterLocation, _ h: Tensor, _ a: Tensor,
+                                      batch: Int, seq: Int, trainable: (any TrainableSublayer)?,
+                                      dropout: EncoderDropout, rng: inout SeededRNG, save: Bool,
+                                      context: ComputeContext) -> (Tensor, SublayerTrainingState?) {
+        let norm = sublayerLayerNorm(layer: l, location)
+        if let trainable, let out = trainable.trainingForward(
+            layer: l, location: location, hidden: h, residual: a, layerNorm: norm, batch: batch,
+            sequenceLength: seq, saveForBackward: save, dropout: dropout, rng: &rng, context: context) {
+            precondition(out.output.shape == h.shape,
+                         "trainingLayerForward: module at layer \(l) \(location.rawValue) returned \(out.output.shape), expected \(h.shape) (no batch replication while training)")
+            return (out.output, save ? .module(out.saved) : nil)
+        }
+        let y = layerNorm(h, residual: a, weight: norm.weight, bias: norm.bias, eps: norm.eps, context: context)
+        return (y.output, save ? .layerNorm(normalizedInput: y.normalizedInput, mean: y.mean, rstd: y.rstd) : nil)
+    }
+
+    /// Backward of one location: returns (dh, da).
+    private func residualNormBackward(_ l: Int, _ location: AdapterLocation, _ dy: Tensor,
+                                      _ saved: SublayerTrainingState, trainable: (any TrainableSublayer)?,
+                                      layerNormGradients: inout LayerNormGradients?,
+                                      context: ComputeContext) -> (hidden: Tensor, residual: Tensor) {
+        let norm = sublayerLayerNorm(layer: l, location)
+        switch saved {
+        case .module(let state):
+            guard let trainable else {
+                preconditionFailure("trainingLayerBackward: layer \(l) \(location.rawValue) was run by a module, but none was passed to backward")
+            }
+            return trainable.trainingBackward(layer: l, location: location, outputGradient: dy, saved: state,
+                                              layerNorm: norm, context: context)
+        case .layerNorm(let s, let mean, let rstd):
+            guard var g = layerNormGradients else {
+                let ds = layerNormBackward(dy, input: s, weight: norm.weight, mean: mean, rstd: rstd, context: context)
+                return (ds, ds)
+            }
+            var ds = Tensor(zeros: s.shape)
+            switch location {
+            case .attentionOutput:
+                layerNormBackward(dy, input: s, weight: norm.weight, mean: mean, rstd: rstd, inputGradient: &ds,
+                                  weightGradient: &g.attentionWeight, biasGradient: &g.attentionBias, context: context)
+            case .output:
+                layerNormBackward(dy, input: s, weight: norm.weight, mean: mean, rstd: rstd, inputGradient: &ds,
+                                  weightGradient: &g.outputWeight, biasGradient: &g.outputBias, context: context)
+            }
+            layerNormGradients = g
+            return (ds, ds)
+        }
+    }
+
+    /// Backward of `trainingLayerForward` through the layer's frozen weights: returns dL/dx `[batch·seq, hidden]`
+    /// for the layer input, given dL/dx₂ for its output.
+    /// ```
+    /// (dh̃₂, dx₁) = module/LN₂ backward(dx₂);   dh₂ = dh̃₂ ⊙ M₂
+    /// dx₁       += (act'(pre) ⊙ (dh₂·Wo₂))·Wi
+    /// (dh̃₁, dx) = module/LN₁ backward(dx₁);    dh₁ = dh̃₁ ⊙ M₁
+    /// dc = dh₁·Wo (as [batch, heads, seq, headSize]);  dp̃ = dc·vᵀ,  dv = p̃ᵀ·dc
+    /// dp = dp̃ ⊙ M_attn;  ds = softmaxBackward(dp) (scale 1/√headSize);  dq = ds·k,  dk = dsᵀ·q
+    /// dx += dq·Wq + dk·Wk + dv·Wv
+    /// ```
+    /// Module parameter gradients accumulate inside `trainable`; LayerNorm parameter gradients accumulate into
+    /// `layerNormGradients` when it is non-nil.
+    /// - Parameters:
+    ///   - state: from `trainingLayerForward(…, saveForBackward: true)` of this layer.
+    ///   - outputGradient: dL/dx₂ `[batch·seq, hidden]`.
+    ///   - trainable: the same modules as in the forward pass.
+    public func trainingLayerBackward(_ state: LayerTrainingState, outputGradient: Tensor,
+                                      trainable: (any TrainableSublayer)?,
+                                      layerNormGradients: inout LayerNormGradients?,
+                                      context: ComputeContext) -> Tensor {
+        let l = state.layer, w = weights.layers[l]
+        let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
+        let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
+        precondition(outputGradient.shape == [rows, hidden],
+                     "trainingLayerBackward: dy \(outputGradient.shape) is not [\(rows), \(hidden)]")
+        // Output location and FFN.
+        var (dh2, dx1) = residualNormBackward(l, .output, outputGradient, state.outputSublayer, trainable: trainable,
+                                              layerNormGradients: &layerNormGradients, context: context)
+        if let m = state.outputDropoutMask { dh2 = multiply(dh2, m, context: context) }
+        var dInner = Tensor(zeros: state.preactivation.shape)
+        linearInputGradient(dh2, weight: w.outputWeight, into: &dInner, context: context)
+        let dPre = activationBackward(dInner, preactivation: state.preactivation, activation: config.hiddenActivation,
+                                      context: context)
+        dx1 = dx1.contiguous()
+        linearInputGradient(dPre, weight: w.intermediateWeight, into: &dx1, beta: 1, context: context)
+        // Attention location.
+        var (dh1, dx) = residualNormBackward(l, .attentionOutput, dx1, state.attentionSublayer, trainable: trainable,
+                                             layerNormGradients: &layerNormGradients, context: context)
+        if let m = state.attentionOutputDropoutMask { dh1 = multiply(dh1, m, context: context) }
+        var dMerged = Tensor(zeros: [rows, hidden])
+        linearInputGradient(dh1, weight: w.attentionOutputWeight, into: &dMerged, context: context)
+        let dContext = dMerged.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
+        let dropped = state.attentionDropoutMask.map { multiply(state.probabilities, $0, context: context) }
+            ?? state.probabilities
+        func tokenMajor() -> Tensor { Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
+        var dDropped = Tensor(zeros: dropped.shape)
+        var dv = tokenMajor()
+        matmulBackward(dContext, a: dropped, b: state.value, aGradient: &dDropped, bGradient: &dv, context: context)
+        if let m = state.attentionDropoutMask { dDropped = multiply(dDropped, m, context: context) }
+        let dScores = softmaxBackward(dDropped, output: state.probabilities, scale: 1 / Float(headSize).squareRoot(),
+                                      context: context)
+        var dq = tokenMajor(), dk = tokenMajor()
+        matmulBackward(dScores, a: state.query, b: state.key, transposeB: true, aGradient: &dq, bGradient: &dk,
+                       context: context)
+        func flat(_ t: Tensor) -> Tensor { t.permuted([0, 2, 1, 3]).reshaped([rows, hidden]) }
+        dx = dx.contiguous()
+        linearInputGradient(flat(dq), weight: w.queryWeight, into: &dx, beta: 1, context: context)
+        linearInputGradient(flat(dk), weight: w.keyWeight, into: &dx, beta: 1, context: context)
+        linearInputGradient(flat(dv), weight: w.valueWeight, into: &dx, beta: 1, context: context)
+        return dx
+    }
+}

@@ -1,0 +1,119 @@
+import AdapterCore
+
+/// What a training forward over the whole encoder keeps for the backward pass.
+///
+/// Only layers `lowestTrainedLayer…L−1` have saved activations; the layers below ran forward only.
+public struct EncoderTrainingTape {
+    /// The lowest layer the backward pass reaches (its input gradient is what `trainingBackward` returns).
+    /// Equal to `numHiddenLayers` when nothing is trained (then nothing is kept).
+    public var lowestTrainedLayer: Int
+    /// Sequences and their length (`rows = batch·sequenceLength`).
+    public var batch: Int, sequenceLength: Int
+    /// The last layer's output `[batch·seq, hidden]`.
+    public var output: Tensor
+    /// The input of layer `lowestTrainedLayer` `[batch·seq, hidden]` (the embedding output when it is 0).
+    public var lowestLayerInput: Tensor
+    /// Saved states of layers `lowestTrainedLayer…L−1`, in layer order.
+    public var layers: [LayerTrainingState]
+
+    /// Bytes of saved activations (module state excluded).
+    public var savedByteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
+}
+
+extension BertEncoder {
+    /// The lowest layer that has a trainable parameter: the smallest `l` with
+    /// `trainable.hasTrainableParameters(layer: l)`, lowered to `alsoFrom` when given (e.g. to get input
+    /// gradients or LayerNorm gradients from that layer up). `numHiddenLayers` when there is none.
+    public func lowestTrainedLayer(trainable: (any TrainableSublayer)?, alsoFrom: Int? = nil) -> Int {
+        let n = config.numHiddenLayers
+        var lowest = (0..<n).first { trainable?.hasTrainableParameters(layer: $0) ?? false } ?? n
+        if let alsoFrom { lowest = min(lowest, max(alsoFrom, 0)) }
+        return lowest
+    }
+
+    /// Training forward over the encoder from token ids: the embedding output (with hidden dropout, as
+    /// `BertEmbeddings` in training mode; the embeddings are frozen and get no gradient), then
+    /// `trainingForward(embeddings:…)`.
+    /// - Parameters:
+    ///   - lowestTrainedLayer: where backpropagation will stop; nil means `lowestTrainedLayer(trainable:)`.
+    ///   - dropout: `EncoderDropout(config:)` for training, `.off` for evaluation.
+    ///   - rng: the step's generator; masks are drawn embedding first, then layer by layer.
+    /// - Throws: `EncoderError` for ids outside the tables or a sequence that is too long.
+    public func trainingForward(_ input: EncoderInput, trainable: (any TrainableSublayer)?,
+                                lowestTrainedLayer: Int? = nil, dropout: EncoderDropout, rng: inout SeededRNG,
+                                context: ComputeContext) throws -> EncoderTrainingTape {
+        var x = try embed(input, context: context)
+        if dropout.hidden > 0 {
+            x = multiply(x, Tensor.dropoutMask(shape: x.shape, rate: dropout.hidden, using: &rng), context: context)
+        }
+        return trainingForward(embeddings: x, mask: additiveMask(for: input), batch: input.batchSize,
+                               seq: input.sequenceLength, trainable: trainable,
+                               lowestTrainedLayer: lowestTrainedLayer, dropout: dropout, rng: &rng, context: context)
+    }
+
+    /// Training forward over all layers from the embedding output. Layers below `lowestTrainedLayer` run
+    /// forward only (modules there are called with `saveForBackward == false`) and keep nothing; layers from
+    /// it up keep their activations.
+    /// - Parameters:
+    ///   - x: embedding output `[batch·seq, hidden]`.
+    ///   - mask: additive key mask `[batch, seq]`.
+    ///   - lowestTrainedLayer: nil means `lowestTrainedLayer(trainable:)`; must be in `0…numHiddenLayers`.
+    /// - Returns: the tape for `trainingBackward`, with the last layer's output.
+    public func trainingForward(embeddings x: Tensor, mask: Tensor, batch: Int, seq: Int,
+                                trainable: (any TrainableSublayer)?, lowestTrainedLayer: Int? = nil,
+                                dropout: EncoderDropout, rng: inout SeededRNG,
+                                context: ComputeContext) -> EncoderTrainingTape {
+        let n = config.numHiddenLayers
+        let lowest = lowestTrainedLayer ?? self.lowestTrainedLayer(trainable: trainable)
+        precondition(lowest >= 0 && lowest <= n, "trainingForward: lowest trained layer \(lowest) not in 0…\(n)")
+        var h = x, lowestInput = x
+        var states: [LayerTrainingState] = []
+        states.reserveCapacity(n - lowest)
+        for l in 0..<n {
+            if l == lowest { lowestInput = h }
+            let save = l >= lowest
+            let (y, state) = trainingLayerForward(l, h, mask: mask, batch: batch, seq: seq, trainable: trainable,
+                                                  dropout: dropout, rng: &rng, saveForBackward: save, context: context)
+            if let state { states.append(state) }
+            h = y
+        }
+        if lowest == n { lowestInput = h }
+        return EncoderTrainingTape(lowestTrainedLayer: lowest, batch: batch, sequenceLength: seq, output: h,
+                                   lowestLayerInput: lowestInput, layers: states)
+    }
+
+    /// Backward from dL/d(encoder output) down to the input of `tape.lowestTrainedLayer`, and no further.
+    /// - Parameters:
+    ///   - outputGradient: dL/d(last layer output) `[batch·seq, hidden]`.
+    ///   - trainable: the same modules as in the forward pass (their parameter gradients accumulate).
+    ///   - layerNormGradients: nil, or one entry per layer (`numHiddenLayers`); entries of layers
+    ///     `lowestTrainedLayer…L−1` accumulate their LayerNorm parameter gradients.
+    /// - Returns: dL/d(input of layer `lowestTrainedLayer`) `[batch·seq, hidden]` (the output gradient itself
+    ///   when no layer was trained).
+    public func trainingBackward(_ tape: EncoderTrainingTape, outputGradient: Tensor,
+                                 trainable: (any TrainableSublayer)?,
+                                 layerNormGradients: inout [LayerNormGradients]?,
+                                 context: ComputeContext) -> Tensor {
+        if var all = layerNormGradients {
+            precondition(all.count == config.numHiddenLayers,
+                         "trainingBackward: \(all.count) LayerNorm gradient entries for \(config.numHiddenLayers) layers")
+            layerNormGradients = nil  // keep the entries uniquely owned while accumulating
+            var g = outputGradient
+            for state in tape.layers.reversed() {
+                var entry: LayerNormGradients? = all[state.layer]
+                g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &entry,
+                                          context: context)
+                all[state.layer] = entry!
+            }
+            layerNormGradients = all
+            return g
+        }
+        var g = outputGradient
+        var none: LayerNormGradients? = nil
+        for state in tape.layers.reversed() {
+            g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &none,
+                                      context: context)
+        }
+        return g
+    }
+}
