@@ -304,11 +304,12 @@ private func sweepInputs() -> [Float] {
         #expect(relu[0].bitPattern == Float(0).bitPattern)
     }
 
-    /// Special values: NaN propagates, infinities go to the mathematical limits, huge finite inputs
+    /// Special values (±inf, NaN, ±0, ±1e30, ±1e4, ±100, around the exp flush at -86.5): NaN propagates,
+    /// infinities go to the mathematical limits, huge finite inputs
     /// saturate without NaN; every ISA agrees with the reference.
     @Test func specialValues() {
         let xs: [Float] = [.infinity, -.infinity, .nan, 0, -0.0, 1e30, -1e30, 100, -100, 1e-30, -1e-30,
-                           88.8, -88.8, 87.4, -87.4, 20, -20]
+                           88.8, -88.8, 87.4, -87.4, 20, -20, 1e4, -1e4]
         for act in eltAllActs {
             let (_, yRef) = actForward(xs, act, Self.slope, ref: true)
             let (_, gRef) = actBackward(xs, [Float](repeating: 1, count: xs.count), nanFilled(xs.count), beta: 0, act,
