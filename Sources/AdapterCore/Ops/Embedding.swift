@@ -38,6 +38,7 @@ public func gatherRows(_ table: Tensor, indices: [Int], context: ComputeContext)
 ///   - outputGradient: `[indices.count, hidden]`.
 ///   - indices: as in the forward pass.
 ///   - tableGradient: `[vocab, hidden]`, accumulated (`+=`).
+///   - context: threads.
 public func scatterAddRows(_ outputGradient: Tensor, indices: [Int], into tableGradient: inout Tensor,
                            context: ComputeContext) {
     precondition(tableGradient.rank == 2 && outputGradient.shape == [indices.count, tableGradient.shape[1]],

@@ -82,10 +82,14 @@ private func layerNormBackwardShapes(_ dy: Tensor, _ s: Tensor, _ weight: Tensor
 /// - Parameters:
 ///   - outputGradient: dy, same shape as the input.
 ///   - input: `normalizedInput` from the forward pass.
-///   - weight: γ (nil means ones); `mean`, `rstd`: from the forward pass.
+///   - weight: γ (nil means ones).
+///   - mean: `[rows]` from the forward pass.
+///   - rstd: `[rows]` from the forward pass.
 ///   - inputGradient: ds, same shape; overwritten with `beta == 0` (never read), accumulated with 1.
+///   - beta: 0 or 1.
 ///   - weightGradient: dγ `[features]`, accumulated (`+=`).
 ///   - biasGradient: dβ `[features]`, accumulated (`+=`).
+///   - context: threads.
 public func layerNormBackward(_ outputGradient: Tensor, input: Tensor, weight: Tensor?, mean: Tensor,
                               rstd: Tensor, inputGradient: inout Tensor, beta: Float = 0,
                               weightGradient: inout Tensor, biasGradient: inout Tensor,

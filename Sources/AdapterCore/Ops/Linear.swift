@@ -158,10 +158,14 @@ private func preactivationGradient(_ dy: Tensor, activation: Activation, preacti
 ///   - outputGradient: dy, `[…, out]`.
 ///   - input: x from the forward pass, `[…, in]`.
 ///   - weight: `[out, in]`.
-///   - activation, preactivation: as in the forward pass (preactivation required unless identity).
+///   - activation: as in the forward pass.
+///   - preactivation: saved by the forward pass (`savePreactivation: true`); required unless the
+///     activation is identity.
 ///   - inputGradient: dx, `[…, in]`; overwritten when `beta == 0` (never read), accumulated when 1.
+///   - beta: 0 or 1.
 ///   - weightGradient: dW `[out, in]`, accumulated (`+=`).
 ///   - biasGradient: db `[out]`, accumulated (`+=`).
+///   - context: threads and GEMM backend.
 public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: Tensor,
                            activation: Activation = .none, preactivation: Tensor? = nil,
                            inputGradient: inout Tensor, beta: Float = 0,

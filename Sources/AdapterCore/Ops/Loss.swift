@@ -68,7 +68,8 @@ public func crossEntropyLoss(logits: Tensor, labels: [Int], ignoreIndex: Int? = 
 ///
 /// Accumulated in Double. Used for regression heads (e.g. STS-B).
 /// - Parameters:
-///   - prediction: any shape; `target`: the same shape.
+///   - prediction: any shape.
+///   - target: the same shape as `prediction`.
 public func mseLoss(prediction: Tensor, target: Tensor) -> LossOutput {
     precondition(prediction.shape == target.shape,
                  "mseLoss: prediction \(prediction.shape) does not match target \(target.shape)")

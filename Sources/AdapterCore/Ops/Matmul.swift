@@ -50,7 +50,14 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 /// lands directly in the token-major layout); it is written in place when this value owns its
 /// storage, otherwise it is first copied (`beta == 1`) or replaced (`beta == 0`).
 /// - Parameters:
+///   - a: `[batch…, m, k]` (or `[batch…, k, m]` with `transposeA`).
+///   - b: `[batch…, k, n]` (or `[batch…, n, k]` with `transposeB`).
+///   - transposeA: use Aᵀ.
+///   - transposeB: use Bᵀ.
+///   - alpha: scales the product.
+///   - c: the destination `[batch…, m, n]`.
 ///   - beta: 0 (C is overwritten and never read; NaN there cannot leak) or 1 (accumulate).
+///   - context: threads and GEMM backend.
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                    alpha: Float = 1, into c: inout Tensor, beta: Float = 0, context: ComputeContext) {
     let s = MatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB, op: "matmul")

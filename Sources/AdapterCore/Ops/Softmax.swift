@@ -54,6 +54,8 @@ public func softmax(_ x: Tensor, scale: Float = 1, mask: Tensor? = nil, context:
 ///   - output: y from the forward pass.
 ///   - scale: as in the forward pass.
 ///   - inputGradient: dx; overwritten with `beta == 0` (never read), accumulated with 1.
+///   - beta: 0 or 1.
+///   - context: threads.
 public func softmaxBackward(_ outputGradient: Tensor, output: Tensor, scale: Float = 1,
                             into inputGradient: inout Tensor, beta: Float = 0, context: ComputeContext) {
     precondition(outputGradient.shape == output.shape,
