@@ -27,9 +27,14 @@ from _common import (  # noqa: E402
     provenance,
     save_tensors,
     set_deterministic,
-    to_numpy,
     write_checksums,
 )
+from _common import to_numpy as _shared_view  # noqa: E402
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A copy: _common.to_numpy shares memory with the tensor, and the optimizer/clipping mutate in place."""
+    return _shared_view(t).copy()
 
 SCRIPT = "scripts/parity/make_training_fixtures.py"
 SEED = 20101918
