@@ -130,3 +130,83 @@ let skipVariants: [(prefix: String, layers: Set<Int>)] = [("", []), ("skip_0.", 
         }
     }
 }
+
+@Suite struct AdapterConfigParityTests {
+    /// BnConfig variants: par_bn (scaling 4), scaled_parallel-style learned scaling with leakyrelu, channel
+    /// scaling with exact gelu, ln_before + ln_after + gating + residual after LN + per-layer reduction
+    /// factor (Houlsby placement), post_add with adapter_residual_before_ln, leave_out [0], no
+    /// original_ln_after with constant scaling 0.5, and a legacy file (no "version", "gelu" meaning gelu_new,
+    /// no key prefix, v1 collection name). The ln_before adapter was converted from the pickle with
+    /// scripts/convert_bin_to_safetensors.py (adapters 1.3.0 cannot save it as safetensors).
+    @Test(arguments: ["par", "scaled_par", "channel", "lns", "post_add", "leave0", "no_ln_after", "legacy"])
+    func variantMatchesReference(_ name: String) throws {
+        let model = try adapterFixtureModel("bn_variants", adapters: [name])
+        let (expected, input) = try adapterFixture("bn_variants")
+        let out = try model(input, setup: .adapter(name), context: ComputeContext(threads: 2))
+        try expectParity(try #require(out[head: name]), expected, "\(name).logits", "bn_variants")
+        try expectParity(out.encoder.lastHiddenState, expected, "\(name).last_hidden_state", "bn_variants")
+    }
+
+    /// The legacy file's config was renamed on load and its keys mapped.
+    @Test func legacyConfigIsRenamed() throws {
+        let model = try adapterFixtureModel("bn_variants", adapters: ["legacy", "lns"])
+        let legacy = try #require(model.adapters["legacy"])
+        #expect(legacy.config.nonLinearity == "gelu_new")
+        #expect(legacy.config.activation == .geluTanh)
+        #expect(legacy.weights.count == 2)
+        let lns = try #require(model.adapters["lns"])
+        #expect(lns.weights[AdapterSite(layer: 0, location: .output)]?.bottleneckSize == 8)
+        #expect(lns.weights[AdapterSite(layer: 1, location: .attentionOutput)]?.bottleneckSize == 4)
+        let leave0 = try adapterFixtureModel("bn_variants", adapters: ["leave0"]).adapters["leave0"]!
+        #expect(leave0.weights.keys.map(\.layer) == [1])
+    }
+
+    /// BatchSplit(c1,c2,batch_sizes=[1,2]) (one head per child), Average(c1,c2,weights=[0.3,0.9]),
+    /// Stack(Fuse(c1,c2),c3) with a fusion using query_before_ln, residual_before and value after softmax
+    /// (also with skip_layers [0]), and Parallel(Stack(c1,c3),c2).
+    @Test func compositionsMatchReference() throws {
+        var model = try adapterFixtureModel("compositions", adapters: ["c1", "c2", "c3"])
+        try model.loadFusion(from: fixtureURL("adapters/compositions/fusion"))
+        let (expected, input) = try adapterFixture("compositions")
+        let context = ComputeContext(threads: 2)
+        func setup(_ text: String) throws -> AdapterComposition { try #require(try AdapterComposition.parse(text)) }
+
+        var out = try model(input, setup: try setup("BatchSplit(c1,c2,batch_sizes=[1,2])"), context: context)
+        #expect(out.heads.map(\.name) == ["c1", "c2"])
+        #expect(out.heads.map(\.rows) == [0..<1, 1..<3])
+        try expectParity(try #require(out[head: "c1"]), expected, "batch_split.c1.logits", "compositions")
+        try expectParity(try #require(out[head: "c2"]), expected, "batch_split.c2.logits", "compositions")
+        try expectParity(out.encoder.lastHiddenState, expected, "batch_split.last_hidden_state", "compositions")
+
+        out = try model(input, setup: try setup("Average(c1,c2,weights=[0.3,0.9])"), heads: ["c2"], context: context)
+        try expectParity(try #require(out[head: "c2"]), expected, "average.logits", "compositions")
+        try expectParity(out.encoder.lastHiddenState, expected, "average.last_hidden_state", "compositions")
+
+        for (prefix, skip) in [("", Set<Int>()), ("skip_0.", [0])] {
+            out = try model(input, setup: try setup("Stack(Fuse(c1,c2),c3)"), skipLayers: skip, context: context)
+            #expect(out.heads.map(\.name) == ["c3"])
+            try expectParity(try #require(out[head: "c3"]), expected, "\(prefix)stack_fuse.logits", "compositions")
+            try expectParity(out.encoder.lastHiddenState, expected, "\(prefix)stack_fuse.last_hidden_state", "compositions")
+        }
+
+        out = try model(input, setup: try setup("Parallel(Stack(c1,c3),c2)"), context: context)
+        #expect(out.heads.map(\.name) == ["c3", "c2"])
+        try expectParity(try #require(out[head: "c3"]), expected, "parallel_stack.c3.logits", "compositions")
+        try expectParity(try #require(out[head: "c2"]), expected, "parallel_stack.c2.logits", "compositions")
+        try expectParity(out.encoder.lastHiddenState, expected, "parallel_stack.last_hidden_state", "compositions")
+    }
+
+    /// Tagging (2 layers, relu; every token), multi-label (1 layer) and regression (1 label, 3 layers, exact
+    /// gelu, pooler input) heads.
+    @Test func headsMatchReference() throws {
+        var model = try adapterFixtureModel("heads", adapters: ["h"])
+        for h in ["tag", "ml", "reg"] { try model.loadHead(from: fixtureURL("adapters/heads/\(h)")) }
+        let (expected, input) = try adapterFixture("heads")
+        let out = try model(input, setup: .adapter("h"), heads: ["tag", "ml", "reg"], context: ComputeContext(threads: 1))
+        #expect(try #require(out[head: "tag"]).shape == [3, 12, 5])
+        #expect(try #require(out[head: "reg"]).shape == [3, 1])
+        for h in ["tag", "ml", "reg"] { try expectParity(try #require(out[head: h]), expected, "\(h).logits", "heads") }
+        try expectParity(out.encoder.lastHiddenState, expected, "last_hidden_state", "heads")
+        #expect(model.heads["tag"]?.config.id2label?[4] == "LABEL_4")
+    }
+}

@@ -87,7 +87,7 @@ public struct BottleneckAdapterWeights: Sendable, Equatable {
 ///               ("post_add": residual = h + a); residual = h (false)
 /// forward:      up = (W_up · act(W_down · [LN_before](h) + b_down) + b_up) · scaling
 ///               out = up [· mean_seq σ(gate(h))]; [+ residual]; [LN_after]; [+ residual]
-/// post_forward: LN(out + a) if original_ln_after else out + a
+/// post_forward: LN(out + a) if original_ln_after else out (no residual a)
 /// ```
 /// The parallel architecture (`is_parallel`) takes a as its input and residual, adds no residual itself,
 /// and post_forward computes `LN(out + h + a)`.
@@ -216,7 +216,8 @@ public struct BottleneckAdapter: Sendable {
         var up = linear(down, weight: w.upWeight, bias: w.upBias, context: context)
         switch config.scaling {
         case let .constant(s): if s != 1 { up = scaled(up, by: s, context: context) }
-        case .learned, .channel: up = multiply(up, w.scaling!, context: context)
+        case .learned: up = scaled(up, by: w.scaling!.scalars[0], context: context)
+        case .channel: up = multiply(up, w.scaling!, context: context)
         }
         var output = up
         if let g = w.gate {
@@ -242,7 +243,7 @@ public struct BottleneckAdapter: Sendable {
         return (output, up)
     }
 
-    /// `post_forward`: `LN(out + a)` (or `out + a` without `original_ln_after`); the parallel architecture
+    /// `post_forward`: `LN(out + a)`, or `out` unchanged without `original_ln_after`; the parallel architecture
     /// first adds `h`, the sub-layer output the composition started from.
     /// - Parameters:
     ///   - output: `[rows, hidden]` composition result.
@@ -252,7 +253,8 @@ public struct BottleneckAdapter: Sendable {
                             context: ComputeContext) -> Tensor {
         var out = output
         if config.isParallel { out = add(out, inputHidden, context: context) }
-        guard config.originalLayerNormAfter else { return add(out, a, context: context) }
+        // Without original_ln_after the reference returns the adapter output as is (no sub-layer residual).
+        guard config.originalLayerNormAfter else { return out }
         return layerNorm(out, residual: a, context: context)
     }
 }
