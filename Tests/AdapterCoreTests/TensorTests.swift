@@ -87,6 +87,29 @@ import Testing
         #expect(s.scalars == (8..<16).map(Float.init))
     }
 
+    /// `contiguous()` of every permutation of a rank-4 tensor (row copies, blocked transposes with
+    /// edge blocks, general strides) and of a strided slice matches element-by-element indexing.
+    @Test func contiguousCopiesOfStridedViews() {
+        let shape = [3, 5, 37, 33]
+        let x = Tensor(shape: shape, scalars: (0..<(3 * 5 * 37 * 33)).map(Float.init))
+        func permutations(_ a: [Int]) -> [[Int]] {
+            a.count <= 1 ? [a] : a.indices.flatMap { i in
+                permutations(Array(a[..<i] + a[(i + 1)...])).map { [a[i]] + $0 }
+            }
+        }
+        for axes in permutations([0, 1, 2, 3]) {
+            let p = x.permuted(axes), c = p.contiguous()
+            #expect(c.isContiguous && c.shape == p.shape)
+            var expected = [Float]()
+            for i in 0..<p.shape[0] { for j in 0..<p.shape[1] { for k in 0..<p.shape[2] { for l in 0..<p.shape[3] {
+                expected.append(p[i, j, k, l])
+            } } } }
+            #expect(c.scalars == expected, "axes \(axes)")
+        }
+        let window = x.reshaped([15, 37, 33]).permuted([0, 2, 1]).slice(rows: 4..<9)
+        #expect(window.contiguous().scalars == window.scalars)
+    }
+
     @Test func sliceOfTransposeAndEmptySlices() {
         let t = Tensor(shape: [3, 2], scalars: [1, 2, 3, 4, 5, 6]).transposed()  // [2, 3]
         #expect(t.slice(rows: 1..<2).scalars == [2, 4, 6])

@@ -15,21 +15,28 @@ private func forEachChunk(_ count: Int, context: ComputeContext, _ body: (Int, I
     }
 }
 
+/// The binary ops `binary` implements (a switch outside the loops keeps them vectorisable).
+private enum BinaryOp { case add, multiply }
+
 /// Elementwise binary op with trailing-dimension broadcast of `b`.
-private func binary(_ a: Tensor, _ b: Tensor, op: String, context: ComputeContext,
-                    _ f: @escaping (Float, Float) -> Float) -> Tensor {
-    let period = broadcastPeriod(a, b, op: op)
+private func binary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp, name: String, context: ComputeContext) -> Tensor {
+    let period = broadcastPeriod(a, b, op: name)
     let ac = a.contiguous(), bc = b.contiguous()
     let y = Tensor(uninitializedShape: a.shape)
     let ap = ac.basePointer, bp = bc.basePointer, yp = y.mutableBasePointer
     if period == 0 { return y }
     withExtendedLifetime((ac, bc)) {
         forEachChunk(a.count, context: context) { lo, hi in
-            var j = lo % period
-            for i in lo..<hi {
-                yp[i] = f(ap[i], bp[j])
-                j += 1
-                if j == period { j = 0 }
+            var i = lo
+            while i < hi {
+                // One contiguous run over which b's index advances without wrapping.
+                let j = i % period, len = min(hi - i, period - j)
+                let x = ap + i, z = bp + j, out = yp + i
+                switch op {
+                case .add: for t in 0..<len { out[t] = x[t] + z[t] }
+                case .multiply: for t in 0..<len { out[t] = x[t] * z[t] }
+                }
+                i += len
             }
         }
     }
@@ -39,13 +46,13 @@ private func binary(_ a: Tensor, _ b: Tensor, op: String, context: ComputeContex
 /// `a + b` elementwise. `b` has `a`'s shape or its trailing dimensions (broadcast).
 /// - Returns: a contiguous tensor of `a`'s shape.
 public func add(_ a: Tensor, _ b: Tensor, context: ComputeContext) -> Tensor {
-    binary(a, b, op: "add", context: context, +)
+    binary(a, b, .add, name: "add", context: context)
 }
 
 /// `a ⊙ b` elementwise (e.g. applying a dropout mask). `b` has `a`'s shape or its trailing
 /// dimensions (broadcast).
 public func multiply(_ a: Tensor, _ b: Tensor, context: ComputeContext) -> Tensor {
-    binary(a, b, op: "multiply", context: context, *)
+    binary(a, b, .multiply, name: "multiply", context: context)
 }
 
 /// `s · a` elementwise.

@@ -297,6 +297,10 @@ public struct Tensor: Sendable {
             (dst + offset).update(from: src + source.offset, count: count)
             return
         }
+        if isContiguous && count > 0 && rank >= 2 {
+            Tensor.copyStrided(from: src + source.offset, shape: shape, strides: source.strides, to: dst + offset)
+            return
+        }
         var offsets = [Int]()
         offsets.reserveCapacity(count)
         forEachOffset { offsets.append($0) }
@@ -304,6 +308,51 @@ public struct Tensor: Sendable {
         source.forEachOffset { o in
             dst[offsets[i]] = src[o]
             i += 1
+        }
+    }
+
+    /// Row-major copy of a strided source into contiguous `dst`: the leading dimensions are walked
+    /// with an odometer; the last two are copied row by row, or in 32×32 blocks when the source is
+    /// transposed there (unit stride in the second-to-last dimension), so both sides stay in cache.
+    static func copyStrided(from src: UnsafePointer<Float>, shape: [Int], strides: [Int],
+                            to dst: UnsafeMutablePointer<Float>) {
+        let r = shape.count
+        let rows = shape[r - 2], cols = shape[r - 1], rs = strides[r - 2], cs = strides[r - 1]
+        let outerShape = Array(shape[..<(r - 2)]), outerStrides = Array(strides[..<(r - 2)])
+        let outerCount = outerShape.reduce(1, *)
+        var index = [Int](repeating: 0, count: outerShape.count)
+        var srcOffset = 0
+        let transposed = cs != 1 && rs == 1
+        for o in 0..<outerCount {
+            let s = src + srcOffset, d = dst + o * rows * cols
+            if transposed {
+                let block = 32
+                for i0 in stride(from: 0, to: rows, by: block) {
+                    let i1 = min(rows, i0 + block)
+                    for j0 in stride(from: 0, to: cols, by: block) {
+                        let j1 = min(cols, j0 + block)
+                        for i in i0..<i1 {
+                            for j in j0..<j1 { d[i * cols + j] = s[i + j * cs] }
+                        }
+                    }
+                }
+            } else if cs == 1 {
+                for i in 0..<rows { (d + i * cols).update(from: s + i * rs, count: cols) }
+            } else {
+                for i in 0..<rows {
+                    for j in 0..<cols { d[i * cols + j] = s[i * rs + j * cs] }
+                }
+            }
+            // Advance the odometer over the leading dimensions.
+            var k = outerShape.count - 1
+            while k >= 0 {
+                index[k] += 1
+                srcOffset += outerStrides[k]
+                if index[k] < outerShape[k] { break }
+                srcOffset -= outerStrides[k] * index[k]
+                index[k] = 0
+                k -= 1
+            }
         }
     }
 
