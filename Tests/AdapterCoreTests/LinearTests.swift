@@ -53,6 +53,16 @@ private func referenceLinear(x: [Double], w: [Double], b: [Double]?, residual: [
         let wT = w.transposed().contiguous().transposed()
         #expect(!wT.isContiguous)
         #expect(bits(linear(x, weight: wT, context: context)) == bits(y))
+        // A strided 2-D view (the first token of every sequence) as input, and its gradients.
+        let cls = x.permuted([1, 0, 2]).slice(rows: 0..<1).reshaped([2, 8])
+        let clsView = x.selecting(0, alongAxis: 1)
+        #expect(!clsView.isContiguous)
+        #expect(bits(linear(clsView, weight: w, context: context)) == bits(linear(cls, weight: w, context: context)))
+        let g = randomTensor([2, 5], &rng)
+        var dw1 = Tensor(zeros: w.shape), dw2 = Tensor(zeros: w.shape)
+        linearWeightGradient(g, input: clsView, accumulatingInto: &dw1, context: context)
+        linearWeightGradient(g, input: cls, accumulatingInto: &dw2, context: context)
+        #expect(bits(dw1) == bits(dw2))
     }
 
     /// Tier C: every gradient against central finite differences of the Double reference of

@@ -110,6 +110,15 @@ import Testing
         #expect(window.contiguous().scalars == window.scalars)
     }
 
+    @Test func selectingDropsADimension() {
+        let x = Tensor(shape: [2, 3, 4], scalars: (0..<24).map(Float.init))
+        let cls = x.selecting(0, alongAxis: 1)
+        #expect(cls.shape == [2, 4] && cls.strides == [12, 1] && cls.scalars == [0, 1, 2, 3, 12, 13, 14, 15])
+        #expect(x.selecting(1).scalars == (12..<24).map(Float.init))
+        #expect(x.selecting(3, alongAxis: 2).scalars == [3, 7, 11, 15, 19, 23])
+        #expect(x.selecting(2, alongAxis: 1).selecting(1).shape == [4])
+    }
+
     @Test func sliceOfTransposeAndEmptySlices() {
         let t = Tensor(shape: [3, 2], scalars: [1, 2, 3, 4, 5, 6]).transposed()  // [2, 3]
         #expect(t.slice(rows: 1..<2).scalars == [2, 4, 6])

@@ -9,6 +9,13 @@ public struct LinearOutput: Sendable {
     public var preactivation: Tensor?
 }
 
+/// `t` as a `[rows, cols]` matrix: a 2-D tensor as it is (any strides, e.g. the `[CLS]` rows of
+/// `[batch, seq, hidden]` as `[batch, hidden]` with row stride `seq·hidden`, no copy), otherwise
+/// flattened (a view when contiguous).
+private func asMatrix(_ t: Tensor, _ rows: Int, _ cols: Int) -> Tensor {
+    t.rank == 2 ? t : t.reshaped([rows, cols])
+}
+
 /// Checks the linear shapes and returns (rows, in, out).
 private func linearShapes(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, op: String) -> (Int, Int, Int) {
     precondition(weight.rank == 2, "\(op): weight \(weight.shape) must be [out, in]")
@@ -115,7 +122,7 @@ private func linearForward(_ x: Tensor, weight: Tensor, packed: PackedBuffer?, b
     }
     let y = Tensor(uninitializedShape: outShape)
     let pre: Tensor? = savePreactivation ? Tensor(uninitializedShape: outShape) : nil
-    let x2 = BatchedMatrix(x.reshaped([rows, inFeatures]), op: "linear", name: "x")
+    let x2 = BatchedMatrix(asMatrix(x, rows, inFeatures), op: "linear", name: "x")
     let w2 = BatchedMatrix(weight, op: "linear", name: "weight")
     let b = bias?.contiguous()
     var e = GemmEpilogueOperands()
@@ -247,7 +254,7 @@ private func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor
                  "linearInputGradient: dx \(inputGradient.shape) does not match gradient \(g.shape) and weight \(weight.shape)")
     precondition(beta == 0 || beta == 1, "linearInputGradient: beta must be 0 or 1, got \(beta)")
     inputGradient.prepareOutput(preserveContents: beta != 0)
-    let g2 = BatchedMatrix(g.reshaped([rows, weight.shape[0]]), op: "linearInputGradient", name: "gradient")
+    let g2 = BatchedMatrix(asMatrix(g, rows, weight.shape[0]), op: "linearInputGradient", name: "gradient")
     let w2 = BatchedMatrix(weight, op: "linearInputGradient", name: "weight")
     runBatchedGemm(context: context, op: "linearBackward dx: gradient \(g.shape) weight \(weight.shape)",
                    a: g2, transposeA: false, b: w2, transposeB: false, m: rows, n: inFeatures,
@@ -267,8 +274,8 @@ public func linearWeightGradient(_ preactivationGradient: Tensor, input: Tensor,
                  "linearWeightGradient: gradient \(g.shape) and x \(input.shape) do not match dW \(weightGradient.shape)")
     let rows = g.shape.dropLast().reduce(1, *)
     weightGradient.prepareOutput(preserveContents: true)
-    let g2 = BatchedMatrix(g.reshaped([rows, outFeatures]), op: "linearWeightGradient", name: "gradient")
-    let x2 = BatchedMatrix(input.reshaped([rows, inFeatures]), op: "linearWeightGradient", name: "x")
+    let g2 = BatchedMatrix(asMatrix(g, rows, outFeatures), op: "linearWeightGradient", name: "gradient")
+    let x2 = BatchedMatrix(asMatrix(input, rows, inFeatures), op: "linearWeightGradient", name: "x")
     runBatchedGemm(context: context, op: "linearBackward dW: gradient \(g.shape) x \(input.shape)",
                    a: g2, transposeA: true, b: x2, transposeB: false, m: outFeatures, n: inFeatures, k: rows,
                    c: weightGradient.mutableBasePointer, cOffsets: [0], ldc: inFeatures, alpha: 1, beta: 1)

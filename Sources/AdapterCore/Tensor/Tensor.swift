@@ -225,6 +225,19 @@ public struct Tensor: Sendable {
                       shape: s, strides: strides)
     }
 
+    /// A view of index `index` along `axis`, with that dimension removed (like `t[:, index]` in
+    /// PyTorch for `axis == 1`). E.g. the `[CLS]` vectors of `[batch, seq, hidden]` are
+    /// `selecting(0, alongAxis: 1)`, a `[batch, hidden]` view with row stride `seq·hidden`.
+    /// - Precondition: `0 <= axis < rank` and `0 <= index < shape[axis]`.
+    public func selecting(_ index: Int, alongAxis axis: Int = 0) -> Tensor {
+        precondition(axis >= 0 && axis < rank, "selecting: axis \(axis) out of range for shape \(shape)")
+        precondition(index >= 0 && index < shape[axis], "selecting: index \(index) out of range for shape \(shape) along axis \(axis)")
+        var s = shape, st = strides
+        s.remove(at: axis)
+        st.remove(at: axis)
+        return Tensor(storage: storage, offset: offset + index * strides[axis], shape: s, strides: st)
+    }
+
     /// This tensor if it is already contiguous, otherwise a contiguous copy in row-major order.
     public func contiguous() -> Tensor {
         if isContiguous { return self }
