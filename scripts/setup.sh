@@ -2,10 +2,11 @@
 # Installs the system packages this project needs. Idempotent: installs only what is missing.
 #   libblas-dev + libopenblas-dev/libopenblas0-pthread  CBLAS, with OpenBLAS as the provider -lblas resolves to
 #   liblapacke-dev                                       LAPACKE (factorizations)
+#   gnuplot-nox + fonts-dejavu-core                     renders the PNG plots of `adapterdrop demo` reports (optional at run time)
 # On Debian/Ubuntu it uses apt-get (as root, or through sudo). Elsewhere it says what is missing and stops.
 set -euo pipefail
 
-packages=(libblas-dev libopenblas-dev libopenblas0-pthread liblapacke-dev)
+packages=(libblas-dev libopenblas-dev libopenblas0-pthread liblapacke-dev gnuplot-nox fonts-dejavu-core)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: this is not a Debian/Ubuntu system; install by hand: a CBLAS (OpenBLAS) with cblas.h, and LAPACKE." >&2
