@@ -78,8 +78,8 @@ enum ByteLevelPreTokenizer {
 /// until no ranked pair remains.
 struct ByteLevelBPEModel: Sendable {
     let vocabulary: Vocabulary
-    /// (left id << 32 | right id) → (rank << 32 | merged id)
-    let merges: [UInt64: UInt64]
+    /// (left id, right id) → (rank, merged id)
+    let merges: MergeTable
     /// vocabulary id of each byte's mapped character, or -1
     let byteIDs: [Int32]
     let unknownID: Int32?
@@ -102,8 +102,8 @@ struct ByteLevelBPEModel: Sendable {
             var bestPosition = -1
             var bestID: Int32 = 0
             for i in 0..<(symbols.count - 1) {
-                let key = UInt64(UInt32(bitPattern: symbols[i])) << 32 | UInt64(UInt32(bitPattern: symbols[i + 1]))
-                if let m = merges[key], m >> 32 < bestRank {
+                let m = merges.lookup(symbols[i], symbols[i + 1])
+                if m != MergeTable.missing, m >> 32 < bestRank {
                     bestRank = m >> 32
                     bestPosition = i
                     bestID = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
@@ -114,5 +114,53 @@ struct ByteLevelBPEModel: Sendable {
             symbols.remove(at: bestPosition + 1)
         }
         ids.append(contentsOf: symbols)
+    }
+}
+
+/// Open-addressing map (left id, right id) → (rank << 32 | merged id), with a multiplicative hash: merge
+/// lookups dominate BPE time and the standard `Dictionary`'s SipHash is several times slower.
+struct MergeTable: Sendable {
+    static let missing = UInt64.max
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let shift: UInt64
+    private let mask: Int
+
+    init(capacity: Int) {
+        var bits: UInt64 = 4
+        while (1 << bits) < capacity * 2 { bits += 1 }
+        keys = [UInt64](repeating: .max, count: 1 << bits)
+        values = [UInt64](repeating: .max, count: 1 << bits)
+        shift = 64 - bits
+        mask = (1 << Int(bits)) - 1
+    }
+
+    @inline(__always)
+    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
+
+    /// Inserts unless present (the first, lowest-rank occurrence of a pair wins, as in HF).
+    mutating func insertIfAbsent(_ a: Int32, _ b: Int32, rank: Int, mergedID: Int32) {
+        let k = Self.key(a, b)
+        var slot = Int((k &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        while keys[slot] != .max {
+            if keys[slot] == k { return }
+            slot = (slot + 1) & mask
+        }
+        keys[slot] = k
+        values[slot] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: mergedID))
+    }
+
+    @inline(__always)
+    func lookup(_ a: Int32, _ b: Int32) -> UInt64 {
+        let k = Self.key(a, b)
+        var slot = Int((k &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        while true {
+            let stored = keys[slot]
+            if stored == k { return values[slot] }
+            if stored == .max { return Self.missing }
+            slot = (slot + 1) & mask
+        }
     }
 }

@@ -115,6 +115,10 @@ public final class SubwordTokenizer: Sendable {
     let normalizer: BertNormalizer?
     let model: TokenizationModel
     let addedTokens: [AddedToken]
+    /// Added tokens matched in the raw text (`normalized: false`), longest first.
+    let rawAddedTokens: [AddedToken]
+    /// Added tokens matched in the normalized text (`normalized: true`), longest first.
+    let normalizedAddedTokens: [AddedToken]
     let singleTemplate: [TemplateItem]
     let pairTemplate: [TemplateItem]
     let vocabulary: Vocabulary
@@ -135,6 +139,8 @@ public final class SubwordTokenizer: Sendable {
         self.normalizer = normalizer
         self.model = model
         self.addedTokens = addedTokens.sorted { $0.content.count > $1.content.count }
+        self.rawAddedTokens = self.addedTokens.filter { !$0.normalized }
+        self.normalizedAddedTokens = self.addedTokens.filter { $0.normalized }
         self.singleTemplate = singleTemplate
         self.pairTemplate = pairTemplate
         self.vocabulary = vocabulary
@@ -315,7 +321,7 @@ public final class SubwordTokenizer: Sendable {
 
     /// Splits out added tokens (leftmost, then longest), honouring `lstrip`/`rstrip`.
     func splitAddedTokens(_ text: ArraySlice<UInt32>, normalizedPass: Bool) -> [Segment] {
-        let candidates = addedTokens.filter { $0.normalized == normalizedPass }
+        let candidates = normalizedPass ? normalizedAddedTokens : rawAddedTokens
         if text.isEmpty { return [] }  // HF drops empty splits (no prefix space for them)
         if candidates.isEmpty { return [.text(text)] }
         var segments: [Segment] = []
@@ -345,7 +351,8 @@ public final class SubwordTokenizer: Sendable {
         switch model {
         case .wordPiece(let wordPiece):
             BertPreTokenizer.split(text, into: &pieces)
-            for range in pieces { wordPiece.tokenize(text[range], into: &ids) }
+            var scratch = WordPieceModel.Scratch()
+            for range in pieces { wordPiece.tokenize(text[range], into: &ids, scratch: &scratch) }
         case let .byteLevelBPE(bpe, addPrefixSpace):
             var s = text
             if addPrefixSpace && s.first != 0x20 { s.insert(0x20, at: 0) }

@@ -152,14 +152,12 @@ extension SubwordTokenizer {
 
     static func buildBPE(vocabulary: Vocabulary, merges: [(String, String)], unknownToken: String?, ignoreMerges: Bool,
                          path: String) throws -> ByteLevelBPEModel {
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(merges.count)
+        var table = MergeTable(capacity: merges.count)
         for (rank, (left, right)) in merges.enumerated() {
             guard let a = vocabulary.id(of: left) else { throw TokenizerError.tokenNotInVocabulary(path: path, token: left) }
             guard let b = vocabulary.id(of: right) else { throw TokenizerError.tokenNotInVocabulary(path: path, token: right) }
             guard let merged = vocabulary.id(of: left + right) else { throw TokenizerError.tokenNotInVocabulary(path: path, token: left + right) }
-            let key = UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
-            if table[key] == nil { table[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged)) }
+            table.insertIfAbsent(a, b, rank: rank, mergedID: merged)
         }
         var byteIDs = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {

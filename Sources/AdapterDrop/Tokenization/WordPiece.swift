@@ -112,21 +112,36 @@ struct WordPieceModel: Sendable {
     let continuingPrefix: [UInt8]
     let maxInputCharsPerWord: Int
 
+    /// Buffers reused across the words of one text.
+    struct Scratch {
+        var bytes: [UInt8] = []
+        var bounds: [Int] = []
+        var candidate: [UInt8] = []
+    }
+
     func tokenize(_ word: ArraySlice<UInt32>, into ids: inout [Int32]) {
+        var scratch = Scratch()
+        tokenize(word, into: &ids, scratch: &scratch)
+    }
+
+    func tokenize(_ word: ArraySlice<UInt32>, into ids: inout [Int32], scratch buffers: inout Scratch) {
         let n = word.count
         if n > maxInputCharsPerWord { ids.append(unknownID); return }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(n * 2)
-        var bounds = [Int](repeating: 0, count: n + 1)
-        var k = 0
+        var bytes = buffers.bytes
+        var bounds = buffers.bounds
+        var scratch = buffers.candidate
+        buffers = Scratch()  // take ownership (no copy-on-write), give back at the end
+        defer { buffers = Scratch(bytes: bytes, bounds: bounds, candidate: scratch) }
+        bytes.removeAll(keepingCapacity: true)
+        bounds.removeAll(keepingCapacity: true)
         for v in word {
-            bounds[k] = bytes.count
-            UTF8.encode(Unicode.Scalar(v)!) { bytes.append($0) }
-            k += 1
+            bounds.append(bytes.count)
+            if v < 0x80 { bytes.append(UInt8(v)) } else { UTF8.encode(Unicode.Scalar(v)!) { bytes.append($0) } }
         }
-        bounds[n] = bytes.count
+        bounds.append(bytes.count)
         let mark = ids.count
-        var scratch = continuingPrefix
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: continuingPrefix)
         let p = continuingPrefix.count
         var start = 0
         while start < n {
