@@ -213,11 +213,14 @@ def make_corpus(corpus):
     return rows
 
 
-def expected_rows(tok, rows, explicit_every=20, explicit_hard=True):
-    """One line per corpus row: the FNV-1a-64 digest of ids+type ids; the ids themselves for hard cases and
-    every `explicit_every`-th row (readable failures, small files)."""
+def expected_rows(tok, rows, explicit_every=20, explicit_hard=True, subset_every=1):
+    """One line per corpus row: its index, the FNV-1a-64 digest of ids+type ids, and the ids themselves for
+    hard cases and every `explicit_every`-th row (readable failures, small files). With `subset_every` > 1
+    only the hard cases and every `subset_every`-th row are listed (secondary configurations)."""
     out = []
     for i, r in enumerate(rows):
+        if subset_every > 1 and not r["src"].startswith("hard") and i % subset_every != 0:
+            continue
         # Batch-of-one calls: `tok(a, "")` would silently drop an empty second text (transformers tests
         # `if text_pair`), while the batch path hands the pair to the Rust tokenizer unchanged.
         if "b" in r:
@@ -225,7 +228,7 @@ def expected_rows(tok, rows, explicit_every=20, explicit_hard=True):
         else:
             e = tok([r["a"]], add_special_tokens=True, return_token_type_ids=True)
         ids, types = e["input_ids"][0], e["token_type_ids"][0]
-        line = {"h": encoding_digest(ids, types)}
+        line = {"i": i, "h": encoding_digest(ids, types)}
         if (explicit_hard and r["src"] == "hard") or i % explicit_every == 0:
             line["ids"] = ids
             line["types"] = types
@@ -316,7 +319,8 @@ def make_bert(minilm, corpus, rows):
         t = PreTrainedTokenizerFast(tokenizer_file=tmp, unk_token="[UNK]", sep_token="[SEP]", cls_token="[CLS]",
                                     pad_token="[PAD]", mask_token="[MASK]")
         t.model_max_length = 10 ** 9
-        write_jsonl(os.path.join(outdir, "small_%s_expected.jsonl" % name), expected_rows(t, rows, explicit_every=100, explicit_hard=False))
+        write_jsonl(os.path.join(outdir, "small_%s_expected.jsonl" % name),
+                    expected_rows(t, rows, explicit_every=100, explicit_hard=False, subset_every=4))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -357,7 +361,22 @@ def make_bpe(corpus, rows):
         state = rt._tokenizer.pre_tokenizer.__getstate__()
         assert (b'"add_prefix_space":true' in state) == prefix, state
         rt.model_max_length = 10 ** 9
-        write_jsonl(os.path.join(outdir, name), expected_rows(rt, rows, explicit_every=100, explicit_hard=False))
+        write_jsonl(os.path.join(outdir, name), expected_rows(rt, rows, explicit_every=100, explicit_hard=False, subset_every=4))
+
+
+# Pinned inputs (sha256). vocab.txt is the BERT-base-uncased WordPiece vocabulary shipped with
+# sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0); the vaderSentiment sdist is MIT.
+SHA256 = {
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "vaderSentiment-3.3.2.tar.gz": "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+}
+
+
+def check_sha256(path, name):
+    import hashlib
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    if digest != SHA256[name]:
+        sys.exit("%s: sha256 %s, expected %s" % (path, digest, SHA256[name]))
 
 
 def main():
@@ -367,6 +386,8 @@ def main():
     ap.add_argument("--skip-unicode", action="store_true")
     args = ap.parse_args()
     os.makedirs(FIX, exist_ok=True)
+    check_sha256(os.path.join(args.minilm, "vocab.txt"), "vocab.txt")
+    check_sha256(args.vader, "vaderSentiment-3.3.2.tar.gz")
     if not args.skip_unicode:
         os.makedirs(os.path.join(ROOT, "Sources", "AdapterDrop", "Tokenization"), exist_ok=True)
         make_unicode_tables()

@@ -34,6 +34,7 @@ enum TokenizerFixtures {
     }()
 
     struct Expected {
+        var row: Int
         var digest: String
         var ids: [Int]?
         var types: [Int]?
@@ -41,7 +42,7 @@ enum TokenizerFixtures {
 
     static func expected(_ name: String) throws -> [Expected] {
         try jsonLines(name).map {
-            Expected(digest: $0["h"]!.string!, ids: ints($0["ids"]), types: ints($0["types"]))
+            Expected(row: $0["i"]!.int!, digest: $0["h"]!.string!, ids: ints($0["ids"]), types: ints($0["types"]))
         }
     }
 
@@ -65,12 +66,12 @@ enum TokenizerFixtures {
         }
     }
 
-    /// Encodes every corpus row and compares with the expected digests (and ids where stored).
+    /// Encodes the corpus rows listed in `expectedFile` and compares with their digests (and ids where stored).
     static func checkParity(_ tokenizer: SubwordTokenizer, expectedFile: String) throws -> ParityReport {
         let expected = try expected(expectedFile)
-        precondition(expected.count == corpus.count, "fixture \(expectedFile) does not match corpus.jsonl")
         var report = ParityReport()
-        for (row, want) in zip(corpus, expected) {
+        for want in expected {
+            let row = corpus[want.row]
             let e = tokenizer.encode(row.first, pair: row.second)
             report.checked += 1
             let got = digest(ids: e.ids, types: e.typeIDs)
