@@ -68,7 +68,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
 public struct TokenizerLoadingLimits: Sendable {
     /// Largest accepted file, in bytes (default 256 MiB).
     public var maxFileBytes: Int
-    /// Largest accepted number of vocabulary entries or merges (default 4,000,000).
+    /// Largest accepted number of vocabulary entries or merges (default 4,000,000; ids are 32-bit, so values
+    /// above `Int32.max` act as `Int32.max`).
     public var maxEntries: Int
     /// Deepest accepted JSON nesting (default 64).
     public var maxJSONDepth: Int
@@ -76,7 +77,7 @@ public struct TokenizerLoadingLimits: Sendable {
     /// Creates limits; the defaults accept every published BERT/RoBERTa/XLM-R tokenizer.
     public init(maxFileBytes: Int = 256 << 20, maxEntries: Int = 4_000_000, maxJSONDepth: Int = 64) {
         self.maxFileBytes = maxFileBytes
-        self.maxEntries = maxEntries
+        self.maxEntries = min(maxEntries, Int(Int32.max))
         self.maxJSONDepth = maxJSONDepth
     }
 }

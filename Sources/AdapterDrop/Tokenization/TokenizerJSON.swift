@@ -127,6 +127,7 @@ extension SubwordTokenizer {
 
         // added tokens
         var added: [AddedToken] = []
+        var fullVocabulary = vocabulary
         if let list = root["added_tokens"], !list.isNull {
             guard let entries = list.array else { throw TokenizerError.missingKey(path: path, key: "added_tokens") }
             for (i, entry) in entries.enumerated() {
@@ -137,8 +138,18 @@ extension SubwordTokenizer {
                     throw TokenizerError.unsupportedOption(path: path, key: "added_tokens[\(i)].single_word", value: "true")
                 }
                 let special = try flag(entry["special"], "added_tokens[\(i)].special", default: false)
-                guard vocabulary.token(of: Int32(id)).map({ $0.utf8.elementsEqual(content.utf8) }) == true else {
-                    throw TokenizerError.tokenNotInVocabulary(path: path, token: content)
+                // An added token either is a model-vocabulary entry with the same id, or extends the vocabulary
+                // (HF `AddedVocabulary`: ids past the model vocabulary).
+                if let existing = fullVocabulary.token(of: Int32(id)) {
+                    guard existing.utf8.elementsEqual(content.utf8) else {
+                        throw TokenizerError.unsupportedOption(
+                            path: path, key: "added_tokens[\(i)].id", value: "\(id) (model.vocab has \(existing.debugDescription) there)")
+                    }
+                } else if let other = fullVocabulary.id(of: content) {
+                    throw TokenizerError.unsupportedOption(
+                        path: path, key: "added_tokens[\(i)].id", value: "\(id) (model.vocab has \(content.debugDescription) as \(other))")
+                } else {
+                    _ = fullVocabulary.insert(content, id: Int32(id))
                 }
                 added.append(AddedToken(
                     content: content.unicodeScalars.map(\.value), id: Int32(id), special: special,
@@ -215,11 +226,11 @@ extension SubwordTokenizer {
         // padding token
         var pad = padToken
         if pad == nil, let p = root["padding"]?["pad_token"]?.string { pad = p }
-        if pad == nil { pad = ["[PAD]", "<pad>"].first { vocabulary.id(of: $0) != nil } }
+        if pad == nil { pad = ["[PAD]", "<pad>"].first { fullVocabulary.id(of: $0) != nil } }
         guard let padName = pad else { throw TokenizerError.tokenNotInVocabulary(path: path, token: "[PAD]/<pad>") }
-        let padID = try require(padName, "padding.pad_token")
+        guard let padID = fullVocabulary.id(of: padName) else { throw TokenizerError.tokenNotInVocabulary(path: path, token: padName) }
 
         self.init(normalizer: normalizer, model: model, addedTokens: added, singleTemplate: single, pairTemplate: pair,
-                  vocabulary: vocabulary, padTokenID: Int(padID), padToken: padName)
+                  vocabulary: fullVocabulary, padTokenID: Int(padID), padToken: padName)
     }
 }

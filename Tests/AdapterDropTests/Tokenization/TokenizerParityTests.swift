@@ -53,3 +53,40 @@ struct TokenizerParityTests {
         #expect(report.mismatches.isEmpty, "\(report)")
     }
 }
+
+/// Loading paths beyond the corpus fixtures.
+@Suite("Tokenizer loading paths")
+struct TokenizerLoadingTests {
+    /// Expected ids from `tokenizers.Tokenizer.from_str(...)` with the same added token (0.22.2).
+    @Test("An added token past the model vocabulary extends it (normalized true and false)", arguments: [true, false])
+    func addedTokenBeyondVocabulary(normalized: Bool) throws {
+        var text = try String(contentsOf: TokenizerFixtures.url("bpe/tokenizer.json"), encoding: .utf8)
+        let anchor = "\"added_tokens\": ["
+        #expect(text.contains(anchor))
+        text = text.replacingOccurrences(of: anchor, with: anchor + """
+            {"id": 1000, "content": "<extra>", "single_word": false, "lstrip": false, "rstrip": false, \
+            "normalized": \(normalized), "special": false},
+            """)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("added-\(UUID().uuidString).json")
+        try Data(text.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let tokenizer = try SubwordTokenizer(tokenizerJSON: file)
+        let e = tokenizer.encode("a<extra>b <extra>")
+        #expect(e.ids == [0, 69, 1000, 70, 225, 1000, 2])
+        #expect(e.tokens == ["<s>", "a", "<extra>", "b", "Ġ", "<extra>", "</s>"])
+        #expect(tokenizer.id(forToken: "<extra>") == 1000)
+    }
+
+    static let fullMiniLM = TokenizerFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("models/all-MiniLM-L6-v2/tokenizer.json")
+
+    /// Runs when `scripts/fetch-model.sh` has put the real checkpoint into `models/` (git-ignored).
+    @Test("Full all-MiniLM-L6-v2 tokenizer.json matches the fast tokenizer on the corpus",
+          .enabled(if: FileManager.default.fileExists(atPath: fullMiniLM.path)))
+    func fullMiniLMTokenizerJSON() throws {
+        let tokenizer = try SubwordTokenizer(tokenizerJSON: Self.fullMiniLM)
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: "bert/minilm_expected.jsonl")
+        #expect(report.checked == TokenizerFixtures.corpus.count)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+}
