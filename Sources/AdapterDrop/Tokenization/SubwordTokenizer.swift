@@ -140,7 +140,12 @@ public final class SubwordTokenizer: Sendable {
         self.model = model
         self.addedTokens = addedTokens.sorted { $0.content.count > $1.content.count }
         self.rawAddedTokens = self.addedTokens.filter { !$0.normalized }
-        self.normalizedAddedTokens = self.addedTokens.filter { $0.normalized }
+        // HF matches a `normalized` added token by its normalized content in the normalized text.
+        self.normalizedAddedTokens = self.addedTokens.filter { $0.normalized }.map { token in
+            var t = token
+            if let normalizer { t.content = normalizer.normalize(token.content[...]) }
+            return t
+        }.filter { !$0.content.isEmpty }.sorted { $0.content.count > $1.content.count }
         self.singleTemplate = singleTemplate
         self.pairTemplate = pairTemplate
         self.vocabulary = vocabulary

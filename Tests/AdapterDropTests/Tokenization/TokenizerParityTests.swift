@@ -77,6 +77,25 @@ struct TokenizerLoadingTests {
         #expect(tokenizer.id(forToken: "<extra>") == 1000)
     }
 
+    /// HF normalizes the content of a `normalized: true` added token and matches it in the normalized text;
+    /// `normalized: false` tokens match the raw text exactly. Expected ids from `tokenizers` 0.22.2.
+    @Test("Added tokens on a BERT tokenizer.json: normalized and raw matching")
+    func bertAddedTokens() throws {
+        var text = try String(contentsOf: TokenizerFixtures.url("bert/small.tokenizer.json"), encoding: .utf8)
+        let anchor = "\"added_tokens\":["
+        #expect(text.contains(anchor))
+        text = text.replacingOccurrences(of: anchor, with: anchor + """
+            {"id":3000,"content":"HeLLo Wörld","single_word":false,"lstrip":false,"rstrip":false,"normalized":true,"special":false},\
+            {"id":3001,"content":"Zz","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":false},
+            """)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bert-added-\(UUID().uuidString).json")
+        try Data(text.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let tokenizer = try SubwordTokenizer(tokenizerJSON: file)
+        #expect(tokenizer.encode("hello world HELLO WÖRLD HeLLo Wörld x").ids == [101, 3000, 3000, 3000, 1060, 102])
+        #expect(tokenizer.encode("zz Zz ZZ").ids == [101, 1062, 2480, 3001, 1062, 2480, 102])
+    }
+
     static let fullMiniLM = TokenizerFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("models/all-MiniLM-L6-v2/tokenizer.json")
 
