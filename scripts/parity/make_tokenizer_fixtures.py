@@ -134,6 +134,9 @@ def make_normalization_fixture():
         out["count"][name] = len(rows)
         if name == "uncased":  # Hangul syllables (11,172 NFD rows) only through the digest
             out["explicit"][name] = [r for r in rows if not (0xAC00 <= int(r.split(":")[0], 16) <= 0xD7A3)]
+    # code points padded with spaces by handle_chinese_chars, as inclusive ranges
+    chinese = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    out["chinese_ranges"] = ranges([c for c in CPS if chinese.normalize_str(chr(c)) == " " + chr(c) + " "])
     with open(os.path.join(FIX, "unicode_normalization.json"), "w") as f:
         json.dump(out, f, separators=(",", ":"))
     print("normalization rows", out["count"])

@@ -50,11 +50,13 @@ enum CharacterClasses {
     static let regexNumber = ScalarSet(table: GeneratedUnicodeTables.regexNumber)
     static let regexWhitespace = ScalarSet(table: GeneratedUnicodeTables.regexWhitespace)
 
-    /// The CJK Unified Ideograph blocks BERT pads with spaces (`_is_chinese_char` in Google's BERT).
+    /// The CJK ideograph blocks HF's `BertNormalizer` pads with spaces. As in HF `tokenizers` (and unlike
+    /// Google BERT's `_is_chinese_char`, which starts that block at U+2B820), the Extension E block starts at
+    /// U+2B920; the exhaustive Unicode test checks the ranges against HF.
     @inline(__always)
     static func isCJK(_ v: UInt32) -> Bool {
         (0x4E00...0x9FFF).contains(v) || (0x3400...0x4DBF).contains(v) || (0x20000...0x2A6DF).contains(v)
-            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B820...0x2CEAF).contains(v)
+            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B920...0x2CEAF).contains(v)
             || (0xF900...0xFAFF).contains(v) || (0x2F800...0x2FA1F).contains(v)
     }
 

@@ -36,6 +36,20 @@ struct TokenizerUnicodeTests {
         #expect(TokenizerFixtures.fnv1a64(got.joined(separator: "\n")) == root["digest"]![name]!.string!, "\(name)")
     }
 
+    @Test("CJK padding: exactly the code points HF pads with spaces")
+    func chineseCharacters() throws {
+        let bytes = [UInt8](try Data(contentsOf: TokenizerFixtures.url("unicode_normalization.json")))
+        let root = try TokenizerJSONParser.parse(bytes, path: "unicode_normalization.json", maxDepth: 8)
+        let expected = root["chinese_ranges"]!.array!.map { UInt32($0.array![0].int!)...UInt32($0.array![1].int!) }
+        var got: [ClosedRange<UInt32>] = []
+        for cp in UInt32(0)...0x10FFFF where CharacterClasses.isCJK(cp) {
+            if let last = got.last, last.upperBound + 1 == cp { got[got.count - 1] = last.lowerBound...cp } else { got.append(cp...cp) }
+        }
+        #expect(got == expected)
+        let normalizer = BertNormalizer(cleanText: false, handleChineseChars: true, stripAccents: false, lowercase: false)
+        #expect(normalizer.normalize([0x2B820, 0x2B920][...]) == [0x2B820, 0x20, 0x2B920, 0x20])
+    }
+
     @Test("Class tables: spot checks of the probed HF classes")
     func spotChecks() {
         #expect(CharacterClasses.bertControl.contains(0x00AD))    // soft hyphen (Cf) removed
