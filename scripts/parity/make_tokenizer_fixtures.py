@@ -281,6 +281,26 @@ def batch_inputs(corpus):
     return texts, pairs
 
 
+FUZZ_ALPHABET = (
+    list(" \t\n\r") + ["\u00a0", "\u3000", "\u2028", "\u0085", "\u200b", "\ufeff", "\x00", "\x07"]
+    + list("aAzZsStTrReEvVlLmMdD19'\"!?.,-_#@$^`~[]<>/\\")
+    + ["é", "E\u0301", "\u0301", "\u0308", "ß", "İ", "Σ", "ς", "Ж", "ﬁ", "½", "²", "٣", "Ⅻ", "中", "国", "한", "の",
+       "\U0001F600", "\U0001F44D\U0001F3FD", "\u200d", "\ufe0f", "\u2e4f", "\u0378", "\ue000", "\U0001D400",
+       "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<mask>", "'s", "'re", "'ll", "##", "\u0e01", "\u0915\u093f"])
+
+
+def make_fuzz():
+    """Random strings over an alphabet of classes that stress the pre-tokenizers (spaces of every kind,
+    contractions, marks, digits, symbols, special-token text), seeded."""
+    rng = random.Random("fuzz")
+    rows = []
+    for i in range(1500):
+        n = rng.randint(0, 24)
+        rows.append({"a": "".join(rng.choice(FUZZ_ALPHABET) for _ in range(n)), "src": "fuzz"})
+    write_jsonl(os.path.join(FIX, "fuzz.jsonl"), rows)
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------------
 # BERT WordPiece
 # ----------------------------------------------------------------------------------------------------------
@@ -292,7 +312,7 @@ def trimmed_bert_json(src_json, n_vocab):
     return d
 
 
-def make_bert(minilm, corpus, rows):
+def make_bert(minilm, corpus, rows, fuzz_rows):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
     outdir = os.path.join(FIX, "bert")
     os.makedirs(outdir, exist_ok=True)
@@ -302,6 +322,7 @@ def make_bert(minilm, corpus, rows):
     assert tok.is_fast
     tok.model_max_length = 10 ** 9  # no implicit truncation: the fixtures check full-length parity
     write_jsonl(os.path.join(outdir, "minilm_expected.jsonl"), expected_rows(tok, rows))
+    write_jsonl(os.path.join(outdir, "fuzz_expected.jsonl"), expected_rows(tok, fuzz_rows, explicit_every=50))
     tok.model_max_length = 512
     with open(os.path.join(outdir, "minilm_batch.json"), "w") as f:
         json.dump(batch_cases(tok, *batch_inputs(corpus)), f, ensure_ascii=False, separators=(",", ":"))
@@ -329,7 +350,7 @@ def make_bert(minilm, corpus, rows):
 # ----------------------------------------------------------------------------------------------------------
 # RoBERTa-style byte-level BPE
 # ----------------------------------------------------------------------------------------------------------
-def make_bpe(corpus, rows):
+def make_bpe(corpus, rows, fuzz_rows):
     from transformers import PreTrainedTokenizerFast
     outdir = os.path.join(FIX, "bpe")
     os.makedirs(outdir, exist_ok=True)
@@ -351,6 +372,7 @@ def make_bpe(corpus, rows):
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(outdir, "tokenizer.json"), add_prefix_space=False, **kw)
     tok.model_max_length = 10 ** 9
     write_jsonl(os.path.join(outdir, "expected.jsonl"), expected_rows(tok, rows))
+    write_jsonl(os.path.join(outdir, "fuzz_expected.jsonl"), expected_rows(tok, fuzz_rows, explicit_every=50))
     tok.model_max_length = 512
     with open(os.path.join(outdir, "batch.json"), "w") as f:
         json.dump(batch_cases(tok, *batch_inputs(corpus)), f, ensure_ascii=False, separators=(",", ":"))
@@ -365,6 +387,9 @@ def make_bpe(corpus, rows):
         assert (b'"add_prefix_space":true' in state) == prefix, state
         rt.model_max_length = 10 ** 9
         write_jsonl(os.path.join(outdir, name), expected_rows(rt, rows, explicit_every=100, explicit_hard=False, subset_every=4))
+        if prefix:
+            write_jsonl(os.path.join(outdir, "fuzz_expected_roberta_fast_prefix_space.jsonl"),
+                        expected_rows(rt, fuzz_rows, explicit_every=50))
 
 
 # Pinned inputs (sha256). vocab.txt is the BERT-base-uncased WordPiece vocabulary shipped with
@@ -397,8 +422,9 @@ def main():
         make_normalization_fixture()
     corpus = load_vader(args.vader)
     rows = make_corpus(corpus)
-    make_bert(args.minilm, corpus, rows)
-    make_bpe(corpus, rows)
+    fuzz_rows = make_fuzz()
+    make_bert(args.minilm, corpus, rows, fuzz_rows)
+    make_bpe(corpus, rows, fuzz_rows)
 
 
 if __name__ == "__main__":

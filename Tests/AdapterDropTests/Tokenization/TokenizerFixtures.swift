@@ -33,6 +33,11 @@ enum TokenizerFixtures {
         }
     }()
 
+    /// Seeded random strings over an alphabet of pre-tokenizer edge cases (`make_fuzz` in the generator).
+    static let fuzz: [Row] = {
+        (try! jsonLines("fuzz.jsonl")).map { Row(first: $0["a"]!.string!, second: nil, source: "fuzz") }
+    }()
+
     struct Expected {
         var row: Int
         var digest: String
@@ -67,11 +72,11 @@ enum TokenizerFixtures {
     }
 
     /// Encodes the corpus rows listed in `expectedFile` and compares with their digests (and ids where stored).
-    static func checkParity(_ tokenizer: SubwordTokenizer, expectedFile: String) throws -> ParityReport {
+    static func checkParity(_ tokenizer: SubwordTokenizer, expectedFile: String, rows: [Row] = corpus) throws -> ParityReport {
         let expected = try expected(expectedFile)
         var report = ParityReport()
         for want in expected {
-            let row = corpus[want.row]
+            let row = rows[want.row]
             let e = tokenizer.encode(row.first, pair: row.second)
             report.checked += 1
             let got = digest(ids: e.ids, types: e.typeIDs)

@@ -54,6 +54,33 @@ struct TokenizerParityTests {
     }
 }
 
+/// 1,500 seeded random strings over pre-tokenizer edge cases (all kinds of spaces, contractions, marks,
+/// digits, symbols, special-token text), against the HF fast tokenizers.
+@Suite("Tokenizer parity on random edge-case strings")
+struct TokenizerFuzzParityTests {
+    @Test("BERT WordPiece (MiniLM vocab.txt)")
+    func bert() throws {
+        let tokenizer = try SubwordTokenizer.bertWordPiece(vocabularyFile: TokenizerFixtures.url("bert/vocab.txt"))
+        let report = try TokenizerFixtures.checkParity(tokenizer, expectedFile: "bert/fuzz_expected.jsonl", rows: TokenizerFixtures.fuzz)
+        #expect(report.checked == 1500)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+
+    @Test("Byte-level BPE: tokenizer.json, and vocab.json + merges.txt with add_prefix_space")
+    func bpe() throws {
+        let fromJSON = try SubwordTokenizer(tokenizerJSON: TokenizerFixtures.url("bpe/tokenizer.json"))
+        var report = try TokenizerFixtures.checkParity(fromJSON, expectedFile: "bpe/fuzz_expected.jsonl", rows: TokenizerFixtures.fuzz)
+        #expect(report.checked == 1500)
+        #expect(report.mismatches.isEmpty, "\(report)")
+        let prefixed = try SubwordTokenizer.byteLevelBPE(
+            vocabularyFile: TokenizerFixtures.url("bpe/vocab.json"), mergesFile: TokenizerFixtures.url("bpe/merges.txt"),
+            addPrefixSpace: true)
+        report = try TokenizerFixtures.checkParity(prefixed, expectedFile: "bpe/fuzz_expected_roberta_fast_prefix_space.jsonl",
+                                                   rows: TokenizerFixtures.fuzz)
+        #expect(report.mismatches.isEmpty, "\(report)")
+    }
+}
+
 /// Loading paths beyond the corpus fixtures.
 @Suite("Tokenizer loading paths")
 struct TokenizerLoadingTests {
