@@ -85,21 +85,49 @@ static int64_t ck_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * t
 static int64_t ck_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static size_t ck_align64(size_t bytes) { return (bytes + 63u) & ~(size_t)63u; }
 
+/* Cache blocks for one call (any choice gives the same bits, see the file comment):
+ *   kc: K cut into ceil(K / t->kc) blocks of equal depth (rounded up to 8), so that K = 768 runs
+ *       in one block (no partial sums through C) and K = 3072 in four;
+ *   nc: with a pre-packed B there is no B block: all of N (A packed once per K block);
+ *       when M fits one A block, B is packed and consumed at once, so the block is sized for L2;
+ *       otherwise t->nc (A is repacked N/nc times).
+ *   mc: t->mc. */
+static ck_gemm_blocks ck_gemm_plan(const ck_gemm_blocking *t, int64_t m, int64_t n, int64_t k, int prepacked) {
+    ck_gemm_blocks b;
+    const int64_t nkb = k <= 0 ? 1 : (k + t->kc - 1) / t->kc;
+    b.kc = k <= 0 ? 0 : ck_min64(ck_round_up((k + nkb - 1) / nkb, 8), k);
+    b.mc = t->mc;
+    if (prepacked) {
+        b.nc = ck_round_up(n > 0 ? n : 1, t->nr);
+    } else if (m <= t->mc) {
+        int64_t nc = b.kc > 0 ? t->l2_b_bytes / (b.kc * (int64_t)sizeof(float)) / t->nr * t->nr : t->nc;
+        b.nc = nc < t->nr ? t->nr : (nc > t->nc ? t->nc : nc);
+    } else {
+        b.nc = t->nc;
+    }
+    return b;
+}
+
 /* Layout: [packed B block: kc x round_up(nc, NR)] [packed A block: round_up(mc, MR) x kc], each
- * starting on a 64-byte boundary. The full-K fallback (residual aliasing C with k > KC) uses
- * [K x NR][MR x K]. */
+ * starting on a 64-byte boundary (no B block with a pre-packed B). The full-K fallback (residual
+ * aliasing C with more than one K block) uses [K x NR][MR x K]. The bound covers both the packed
+ * and the pre-packed plan. */
 size_t ck_gemm_workspace_bytes_for(const ck_gemm_blocking *t, int64_t m, int64_t n, int64_t k) {
     if (t == NULL || t->ukr == NULL || m <= 0 || n <= 0 || k <= 0) return 0;
-    const int64_t kc = ck_min64(t->kc, k);
-    const int64_t nc = ck_round_up(ck_min64(t->nc, n), t->nr);
-    const int64_t mc = ck_round_up(ck_min64(t->mc, m), t->mr);
-    size_t blocked = ck_align64((size_t)(kc * nc) * sizeof(float)) + ck_align64((size_t)(mc * kc) * sizeof(float));
-    if (k > t->kc) {
-        size_t full = ck_align64((size_t)k * (size_t)t->nr * sizeof(float)) +
-                      ck_align64((size_t)k * (size_t)t->mr * sizeof(float));
-        if (full > blocked) blocked = full;
+    size_t need = 0;
+    for (int pre = 0; pre < 2; ++pre) {
+        const ck_gemm_blocks b = ck_gemm_plan(t, m, n, k, pre);
+        const int64_t nc = pre ? 0 : ck_round_up(ck_min64(b.nc, n), t->nr);
+        const int64_t mc = ck_round_up(ck_min64(b.mc, m), t->mr);
+        size_t bytes = ck_align64((size_t)(b.kc * nc) * sizeof(float)) + ck_align64((size_t)(mc * b.kc) * sizeof(float));
+        if (k > b.kc) {
+            size_t full = ck_align64((size_t)k * (size_t)t->nr * sizeof(float)) +
+                          ck_align64((size_t)k * (size_t)t->mr * sizeof(float));
+            if (full > bytes) bytes = full;
+        }
+        if (bytes > need) need = bytes;
     }
-    return blocked;
+    return need;
 }
 
 size_t ck_gemm_workspace_size(int64_t m, int64_t n, int64_t k) {
@@ -169,6 +197,30 @@ static void ck_tile_args(ck_ukr_args *args, const ck_epilogue *ep, int64_t i, in
     args->ld_preact = ep->ld_preact;
 }
 
+/* All MR x NR tiles of the [mc, nc] block at (ic, jc) for the K block [pc, pc + kc): A from the
+ * packed block, B from the packed block or the pre-packed panels. */
+static void ck_gemm_tiles(const ck_gemm_blocking *t, ck_ukr_args *args, const ck_epilogue *ep,
+                          const float *apack, const float *bpre, const float *bpack, int64_t k,
+                          int64_t pc, int64_t kc, int64_t ic, int64_t mc, int64_t jc, int64_t nc,
+                          float *c, int64_t ldc) {
+    const int64_t MR = t->mr, NR = t->nr;
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = ck_min64(NR, nc - jr);
+        const float *bp = bpre ? bpre + (jc + jr) * k + pc * NR : bpack + jr * kc;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = ck_min64(MR, mc - ir);
+            /* The next tile's C rows (read first thing by the next K block's micro-kernel, or at
+             * least written) come in while this tile computes. */
+            if (ir + MR < mc)
+                ck_prefetch_tile(c + (ic + ir + MR) * ldc + jc + jr, ldc, ck_min64(MR, mc - ir - MR), nr);
+            else if (jr + NR < nc)
+                ck_prefetch_tile(c + ic * ldc + jc + jr + NR, ldc, ck_min64(MR, mc), ck_min64(NR, nc - jr - NR));
+            ck_tile_args(args, ep, ic + ir, jc + jr);
+            t->ukr(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, args);
+        }
+    }
+}
+
 /* bpre: NULL (pack B from b/ldb here) or a pre-packed op(B) (ck_gemm_pack_b layout, already
  * offset to the first column): the K x NR panel of columns [j, j + NR) starts at bpre + j*k. */
 static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans transa, ck_trans transb,
@@ -192,7 +244,8 @@ static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans trans
         return;
     }
 
-    if (k > t->kc && ck_gemm_residual_overlaps_c(m, n, c, ldc, ep)) {
+    const ck_gemm_blocks blk = ck_gemm_plan(t, m, n, k, bpre != NULL);
+    if (k > blk.kc && ck_gemm_residual_overlaps_c(m, n, c, ldc, ep)) {
         /* The residual lives in C, so C cannot hold partial sums: one K block per tile, panels
          * packed over the full depth (slower, bitwise identical). */
         float *bp = ws;
@@ -212,35 +265,34 @@ static void ck_gemm_blocked(const ck_gemm_blocking *t, void *wsp, ck_trans trans
         return;
     }
 
-    const int64_t kcmax = ck_min64(t->kc, k);
-    const int64_t ncmax = ck_round_up(ck_min64(t->nc, n), NR);
+    const int64_t ncmax = bpre ? 0 : ck_round_up(ck_min64(blk.nc, n), NR);
     float *bpack = ws;
-    float *apack = ws + ck_align64((size_t)(kcmax * ncmax) * sizeof(float)) / sizeof(float);
+    float *apack = ws + ck_align64((size_t)(blk.kc * ncmax) * sizeof(float)) / sizeof(float);
 
-    for (int64_t jc = 0; jc < n; jc += t->nc) {
-        const int64_t nc = ck_min64(t->nc, n - jc);
-        for (int64_t pc = 0; pc < k; pc += t->kc) {
-            const int64_t kc = ck_min64(t->kc, k - pc);
+    if (m <= blk.mc) {
+        /* One A block: pack it once per K block and stream the B blocks past it. */
+        for (int64_t pc = 0; pc < k; pc += blk.kc) {
+            const int64_t kc = ck_min64(blk.kc, k - pc);
+            t->pack_a(transa, a, lda, 0, pc, m, kc, alpha, apack);
+            args.flags = (pc == 0 ? CK_UKR_FIRST : 0) | (pc + kc == k ? CK_UKR_LAST : 0);
+            for (int64_t jc = 0; jc < n; jc += blk.nc) {
+                const int64_t nc = ck_min64(blk.nc, n - jc);
+                if (!bpre) t->pack_b(transb, b, ldb, pc, jc, kc, nc, bpack);
+                ck_gemm_tiles(t, &args, ep, apack, bpre, bpack, k, pc, kc, 0, m, jc, nc, c, ldc);
+            }
+        }
+        return;
+    }
+    for (int64_t jc = 0; jc < n; jc += blk.nc) {
+        const int64_t nc = ck_min64(blk.nc, n - jc);
+        for (int64_t pc = 0; pc < k; pc += blk.kc) {
+            const int64_t kc = ck_min64(blk.kc, k - pc);
             if (!bpre) t->pack_b(transb, b, ldb, pc, jc, kc, nc, bpack);
             args.flags = (pc == 0 ? CK_UKR_FIRST : 0) | (pc + kc == k ? CK_UKR_LAST : 0);
-            for (int64_t ic = 0; ic < m; ic += t->mc) {
-                const int64_t mc = ck_min64(t->mc, m - ic);
+            for (int64_t ic = 0; ic < m; ic += blk.mc) {
+                const int64_t mc = ck_min64(blk.mc, m - ic);
                 t->pack_a(transa, a, lda, ic, pc, mc, kc, alpha, apack);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int64_t nr = ck_min64(NR, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int64_t mr = ck_min64(MR, mc - ir);
-                        /* The next tile's C rows (read first thing by the next K block's
-                         * micro-kernel, or at least written) come in while this tile computes. */
-                        if (ir + MR < mc) ck_prefetch_tile(c + (ic + ir + MR) * ldc + jc + jr, ldc,
-                                                           ck_min64(MR, mc - ir - MR), nr);
-                        else if (jr + NR < nc) ck_prefetch_tile(c + ic * ldc + jc + jr + NR, ldc,
-                                                                ck_min64(MR, mc), ck_min64(NR, nc - jr - NR));
-                        ck_tile_args(&args, ep, ic + ir, jc + jr);
-                        const float *bp = bpre ? bpre + (jc + jr) * k + pc * NR : bpack + jr * kc;
-                        t->ukr(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, &args);
-                    }
-                }
+                ck_gemm_tiles(t, &args, ep, apack, bpre, bpack, k, pc, kc, ic, mc, jc, nc, c, ldc);
             }
         }
     }

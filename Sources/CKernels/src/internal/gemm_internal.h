@@ -91,16 +91,23 @@ typedef void (*ck_gemm_pack_a_fn)(ck_trans transa, const float *a, int64_t lda, 
 typedef void (*ck_gemm_pack_b_fn)(ck_trans transb, const float *b, int64_t ldb, int64_t p0,
                                   int64_t j0, int64_t kc, int64_t nc, float *dst);
 
-/* One table entry per ISA: register tile, cache blocks and the routines. */
+/* One table entry per ISA: register tile, cache blocks and the routines. The blocks of one call
+ * are derived by ck_gemm_plan (gemm.c); none of them changes any result bit. */
 typedef struct ck_gemm_blocking {
-    int64_t mr, nr;  /* micro-tile: rows of C (broadcast A), columns of C (vector B) */
-    int64_t mc;      /* rows of the packed A block (multiple of mr): L2 resident */
-    int64_t kc;      /* depth of a K block: fixed per ISA, independent of m and n */
-    int64_t nc;      /* columns of the packed B block (multiple of nr): L3 resident */
+    int64_t mr, nr;      /* micro-tile: rows of C (broadcast A), columns of C (vector B) */
+    int64_t mc;          /* rows of the packed A block (multiple of mr): L2 resident */
+    int64_t kc;          /* deepest K block: K is cut into ceil(K/kc) equal blocks */
+    int64_t nc;          /* columns of the packed B block when M spans several A blocks */
+    int64_t l2_b_bytes;  /* when M fits one A block: B block bytes consumed from L2 */
     ck_gemm_ukr_fn ukr;
     ck_gemm_pack_a_fn pack_a;
     ck_gemm_pack_b_fn pack_b;
 } ck_gemm_blocking;
+
+/* The cache blocks of one call. */
+typedef struct ck_gemm_blocks {
+    int64_t mc, kc, nc;
+} ck_gemm_blocks;
 
 /* Portable packing (gemm.c), used by every ISA that has no faster version. */
 void ck_gemm_pack_a_generic(ck_trans transa, const float *a, int64_t lda, int64_t i0, int64_t p0,

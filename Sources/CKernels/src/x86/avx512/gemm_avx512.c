@@ -269,16 +269,18 @@ CK_AVX512 static void ck_pack_b_avx512(ck_trans transb, const float *b, int64_t 
     }
 }
 
-/* Block sizes (Zen 4: 32 KiB L1D, 1 MiB L2 per core), measured on the NT shapes of docs/kernels.md:
- * the packed B block KC x NC = 512 x 384 floats (768 KiB) is consumed from L2 right after packing,
- * the A block MC x KC = 128 x 512 (256 KiB) is reused across the NC/NR micro-panels of B, and a B
- * micro-panel KC x NR (96 KiB) is reused by the MC/MR A panels. KC = 512 rather than 256 halves
- * the partial-sum round trips through C (1-3% on the (1024, 768, 3072) shape). */
+/* Block sizes (Zen 4: 32 KiB L1D, 1 MiB L2 per core), measured on the NT shapes of docs/kernels.md
+ * (see ck_gemm_plan for how a call derives its blocks):
+ *   MC = 128: the A block MC x KC (up to 384 KiB) stays in L2 and is reused across all B panels;
+ *   KC <= 768: K = 768 runs as one block (no partial sums through C: +4-6% on (1024, 768, 3072)),
+ *              the B micro-panel KC x NR (up to 144 KiB) is reused by the MC/MR A panels from L2;
+ *   NC = 768 when M spans several A blocks (A repacked N/768 times);
+ *   B block of ~576 KiB when M fits one A block (packed, then consumed from L2). */
 CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx512 = {
-    .mr = MR, .nr = NR, .mc = 128, .kc = 512, .nc = 384,
+    .mr = MR, .nr = NR, .mc = 128, .kc = 768, .nc = 768, .l2_b_bytes = 576 * 1024,
     .ukr = ck_sgemm_ukr_avx512_8x48, .pack_a = ck_pack_a_avx512, .pack_b = ck_pack_b_avx512,
 };
 
 #else
-CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx512 = {8, 48, 128, 512, 384, NULL, NULL, NULL};
+CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx512 = {8, 48, 128, 768, 768, 576 * 1024, NULL, NULL, NULL};
 #endif
