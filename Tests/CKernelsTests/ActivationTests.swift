@@ -18,17 +18,12 @@ let eltISAs: [ck_isa] = [CK_ISA_REF, CK_ISA_AVX2, CK_ISA_AVX512].filter { ck_isa
 /// fp32 machine epsilon 2^-23 (one ulp at 1).
 let eltEps = Double(Float.ulpOfOne)
 
-/// Runs `body` with the dispatching entry points forced to `isa`. `isaLock` (GemmTests.swift)
-/// serialises every test in this target that forces an ISA, so a concurrent test cannot switch it.
+/// Runs `body` with the dispatching entry points forced to `isa` on this thread only
+/// (ck_isa_force_thread), so tests running concurrently elsewhere in the process keep their ISA.
 func eltWithISA<R>(_ isa: ck_isa, _ body: () throws -> R) rethrows -> R {
-    isaLock.lock()
-    let previous = ck_isa_active()
-    defer {
-        _ = ck_isa_force(previous)
-        isaLock.unlock()
-    }
-    let status = ck_isa_force(isa)
-    precondition(status == CK_OK, "ck_isa_force(\(isa)) failed")
+    let status = ck_isa_force_thread(Int32(isa.rawValue))
+    precondition(status == CK_OK, "ck_isa_force_thread(\(isa)) failed")
+    defer { _ = ck_isa_force_thread(-1) }
     return try body()
 }
 

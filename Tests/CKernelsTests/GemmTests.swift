@@ -92,8 +92,14 @@ enum GemmBackend: CustomStringConvertible {
     }
 }
 
-/// Serialises ck_isa_force across concurrently running tests.
-let isaLock = NSLock()
+/// Runs `body` with GEMM (and every dispatching entry point) forced to `isa` on this thread only,
+/// so that tests running concurrently in the same process keep their ISA.
+func withISA<R>(_ isa: ck_isa, _ body: () throws -> R) rethrows -> R {
+    let status = ck_isa_force_thread(Int32(isa.rawValue))
+    precondition(status == CK_OK, "ck_isa_force_thread(\(isa)) failed")
+    defer { _ = ck_isa_force_thread(-1) }
+    return try body()
+}
 
 /// A 64-byte aligned buffer of `bytes` bytes.
 final class AlignedWorkspace {
@@ -156,14 +162,11 @@ func runGemm(
                                     &workspace, ta, tb, args.0, args.1, args.2, args.3, args.4, args.5,
                                     args.6, args.7, args.8, cs.alpha, cs.beta, &ep)
                             case .dispatch(let isa):
-                                isaLock.lock()
-                                let saved = ck_isa_active()
-                                _ = ck_isa_force(isa)
-                                status = ck_gemm_f32(
-                                    &workspace, ta, tb, args.0, args.1, args.2, args.3, args.4, args.5,
-                                    args.6, args.7, args.8, cs.alpha, cs.beta, &ep)
-                                _ = ck_isa_force(saved)
-                                isaLock.unlock()
+                                status = withISA(isa) {
+                                    ck_gemm_f32(
+                                        &workspace, ta, tb, args.0, args.1, args.2, args.3, args.4, args.5,
+                                        args.6, args.7, args.8, cs.alpha, cs.beta, &ep)
+                                }
                             }
                         }
                     }
@@ -177,11 +180,8 @@ func runGemm(
 /// Packs op(B) of `cs` with ck_gemm_pack_b under `isa` and runs ck_gemm_f32_prepacked on the
 /// columns [j0, j0 + n) (C, bias etc. of `cs` describe that sub-range; `full` is the whole B).
 func runPrepacked(_ cs: GemmCase, fullB: [Float], nTotal: Int, ldb: Int, j0: Int, isa: ck_isa) -> GemmResult {
-    isaLock.lock()
-    defer { isaLock.unlock() }
-    let saved = ck_isa_active()
-    _ = ck_isa_force(isa)
-    defer { _ = ck_isa_force(saved) }
+    _ = ck_isa_force_thread(Int32(isa.rawValue))
+    defer { _ = ck_isa_force_thread(-1) }
     let pbytes = ck_gemm_pack_b_size(Int64(nTotal), Int64(cs.k))
     let packed = AlignedWorkspace(bytes: pbytes)
     let st = fullB.withUnsafeBufferPointer { b in
@@ -714,15 +714,12 @@ let edgeSizes = [0, 1, 2, 5, 6, 7, 8, 9, 13, 15, 16, 17, 31, 47, 48, 49, 53]
             var cs = GemmCase.make(m: m, n: n, k: k, transB: true, seed: 77)
             cs = withEpilogue(cs, bias: true, act: CK_ACT_RELU, residual: false, preact: false)
             let full = runGemm(cs, .dispatch(isa)).c
-            isaLock.lock()
-            let saved = ck_isa_active()
-            _ = ck_isa_force(isa)
             let probe = AlignedWorkspace(bytes: ck_gemm_pack_b_size(Int64(n), Int64(k)))
-            let probeStatus = cs.b.withUnsafeBufferPointer {
-                ck_gemm_pack_b(CK_TRANS, Int64(n), Int64(k), $0.baseAddress, Int64(cs.ldb), probe.ptr, probe.bytes)
+            let probeStatus = withISA(isa) {
+                cs.b.withUnsafeBufferPointer {
+                    ck_gemm_pack_b(CK_TRANS, Int64(n), Int64(k), $0.baseAddress, Int64(cs.ldb), probe.ptr, probe.bytes)
+                }
             }
-            _ = ck_isa_force(saved)
-            isaLock.unlock()
             #expect(probeStatus == CK_OK)
             let granule = Int(ck_gemm_pack_b_granule(probe.ptr))
             #expect(granule >= 1)
@@ -790,6 +787,16 @@ let edgeSizes = [0, 1, 2, 5, 6, 7, 8, 9, 13, 15, 16, 17, 31, 47, 48, 49, 53]
             }
         }
         #expect(c.allSatisfy { $0 == 8 })
+    }
+
+    // The per-thread ISA override leaves the process-wide choice alone.
+    @Test func perThreadIsaOverride() {
+        let global = ck_isa_active()
+        #expect(ck_isa_force_thread(99) == CK_ERR_UNSUPPORTED)
+        withISA(CK_ISA_REF) {
+            #expect(ck_isa_active() == global)
+        }
+        #expect(ck_isa_force_thread(-1) == CK_OK)
     }
 
     @Test func cblasThreadControl() {

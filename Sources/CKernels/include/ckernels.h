@@ -65,6 +65,11 @@ ck_isa ck_isa_active(void);
 /** Force the ISA used by dispatching entry points (for tests and benchmarks). Thread-safe (atomic),
  *  but callers should not change it while kernels run. CK_ERR_UNSUPPORTED if the CPU cannot run it. */
 ck_status ck_isa_force(ck_isa isa);
+/** Force the ISA used by dispatching entry points called from the CALLING THREAD only (a
+ *  thread-local override that takes precedence over ck_isa_force / CK_ISA); pass -1 to clear it.
+ *  For tests that compare ISAs while other tests run kernels concurrently in the same process.
+ *  CK_ERR_UNSUPPORTED if the CPU cannot run `isa` (the override is then unchanged). */
+ck_status ck_isa_force_thread(int isa);
 /** "ref", "avx2", "avx512"; "unknown" for other values. */
 const char *ck_isa_name(ck_isa isa);
 

@@ -45,7 +45,23 @@ ck_isa ck_isa_active(void) {
     return (ck_isa)cur;
 }
 
-ck_isa ck_dispatch_isa(void) { return ck_isa_active(); }
+/* Per-thread override (ck_isa_force_thread), -1 when unset. */
+static _Thread_local int ck_thread_isa = -1;
+
+ck_isa ck_dispatch_isa(void) {
+    const int t = ck_thread_isa;
+    return t >= 0 ? (ck_isa)t : ck_isa_active();
+}
+
+ck_status ck_isa_force_thread(int isa) {
+    if (isa < 0) {
+        ck_thread_isa = -1;
+        return CK_OK;
+    }
+    if (!ck_isa_supported((ck_isa)isa)) return CK_ERR_UNSUPPORTED;
+    ck_thread_isa = isa;
+    return CK_OK;
+}
 
 ck_status ck_isa_force(ck_isa isa) {
     if (!ck_isa_supported(isa)) return CK_ERR_UNSUPPORTED;
