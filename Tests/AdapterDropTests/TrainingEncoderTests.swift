@@ -179,6 +179,28 @@ private func reportErrors() -> Bool { ProcessInfo.processInfo.environment["ADAPT
         expectBitwiseEqual(results[1], results[0], "1 vs 3 threads")
     }
 
+    /// Pre-packed frozen weights give bitwise the same forward output, input gradient and module gradients.
+    @Test func packedWeightsAreBitwiseEqual() throws {
+        let encoder = try tinyTrainingEncoder(layers: 3, hidden: 32, heads: 4, intermediate: 64)
+        let context = ComputeContext(threads: 2)
+        let packed = PackedTrainingWeights(encoder)
+        var results: [([Float], [Float], [Float])] = []
+        for usePacked in [false, true] {
+            let module = ScaleSublayer(active: [(1, .output), (2, .attentionOutput)], hidden: 32)
+            var rng = SeededRNG(seed: 8)
+            let tape = try encoder.trainingForward(tinyInput, trainable: module, dropout: EncoderDropout(config: encoder.config),
+                                                   rng: &rng, packedWeights: usePacked ? packed : nil, context: context)
+            var none: [LayerNormGradients]? = nil
+            let dx = encoder.trainingBackward(tape, outputGradient: tape.output, trainable: module,
+                                              layerNormGradients: &none, packedWeights: usePacked ? packed : nil,
+                                              context: context)
+            results.append((tape.output.scalars, dx.scalars, module.gradients["1.output_adapter"]!.scalars))
+        }
+        expectBitwiseEqual(results[1].0, results[0].0, "output")
+        expectBitwiseEqual(results[1].1, results[0].1, "dL/dx")
+        expectBitwiseEqual(results[1].2, results[0].2, "module gradient")
+    }
+
     /// Tier D: gradients of L = Σ last_hidden_state·R through the frozen tiny-bert, from PyTorch (eval mode).
     /// Backward stops at layer k ∈ {0, 1}; dL/d hidden_states[k] and the LayerNorm gradients of layers ≥ k are
     /// compared within 1e-4 rel + 1e-6 abs (the task's bar; measured maxima in docs/numerics.md).

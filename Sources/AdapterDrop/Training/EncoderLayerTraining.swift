@@ -85,20 +85,22 @@ extension BertEncoder {
     ///   - mask: additive key mask `[batch, seq]` (`additiveMask(for:)`).
     ///   - trainable: modules at the adapter locations, or nil.
     ///   - saveForBackward: keep activations (false: forward only, nothing kept).
+    ///   - packedWeights: pre-packed frozen weights (`PackedTrainingWeights`), or nil; bitwise equal either way.
     /// - Returns: the layer output `[batch·seq, hidden]` and, when saving, the state for
     ///   `trainingLayerBackward`.
     public func trainingLayerForward(_ l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int,
                                      trainable: (any TrainableSublayer)?, dropout: EncoderDropout,
                                      rng: inout SeededRNG, saveForBackward: Bool,
+                                     packedWeights: PackedTrainingWeights? = nil,
                                      context: ComputeContext) -> (output: Tensor, state: LayerTrainingState?) {
-        let w = weights.layers[l]
+        let w = weights.layers[l], pw = packedWeights?.layers[l]
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
         let rows = batch * seq
         precondition(x.shape == [rows, hidden], "trainingLayerForward: x \(x.shape) is not [\(rows), \(hidden)]")
         func split(_ t: Tensor) -> Tensor { t.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
-        let q = split(linear(x, weight: w.queryWeight, bias: w.queryBias, context: context))
-        let k = split(linear(x, weight: w.keyWeight, bias: w.keyBias, context: context))
-        let v = split(linear(x, weight: w.valueWeight, bias: w.valueBias, context: context))
+        let q = split(forwardLinear(x, w.queryWeight, pw?.query, w.queryBias, context: context).output)
+        let k = split(forwardLinear(x, w.keyWeight, pw?.key, w.keyBias, context: context).output)
+        let v = split(forwardLinear(x, w.valueWeight, pw?.value, w.valueBias, context: context).output)
         let scores = matmul(q, k, transposeB: true, context: context)
         let p = softmax(scores, scale: 1 / Float(headSize).squareRoot(), mask: mask, context: context)
         var attentionMask: Tensor? = nil
@@ -111,7 +113,8 @@ extension BertEncoder {
         var attended = Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
         matmul(dropped, v, into: &attended, context: context)
         let merged = attended.permuted([0, 2, 1, 3]).reshaped([rows, hidden])
-        var h1 = linear(merged, weight: w.attentionOutputWeight, bias: w.attentionOutputBias, context: context)
+        var h1 = forwardLinear(merged, w.attentionOutputWeight, pw?.attentionOutput, w.attentionOutputBias,
+                               context: context).output
         var mask1: Tensor? = nil
         if dropout.hidden > 0 {
             let m = Tensor.dropoutMask(shape: h1.shape, rate: dropout.hidden, using: &rng)
@@ -120,9 +123,9 @@ extension BertEncoder {
         }
         let (x1, sub1) = trainingResidualNorm(l, .attentionOutput, h1, x, batch: batch, seq: seq, trainable: trainable,
                                               dropout: dropout, rng: &rng, save: saveForBackward, context: context)
-        let inner = linear(x1, weight: w.intermediateWeight, bias: w.intermediateBias,
-                           activation: config.hiddenActivation, savePreactivation: saveForBackward, context: context)
-        var h2 = linear(inner.output, weight: w.outputWeight, bias: w.outputBias, context: context)
+        let inner = forwardLinear(x1, w.intermediateWeight, pw?.intermediate, w.intermediateBias,
+                                  activation: config.hiddenActivation, save: saveForBackward, context: context)
+        var h2 = forwardLinear(inner.output, w.outputWeight, pw?.output, w.outputBias, context: context).output
         var mask2: Tensor? = nil
         if dropout.hidden > 0 {
             let m = Tensor.dropoutMask(shape: h2.shape, rate: dropout.hidden, using: &rng)
@@ -137,6 +140,26 @@ extension BertEncoder {
                                        attentionOutputDropoutMask: mask1, attentionSublayer: sub1,
                                        preactivation: pre, outputDropoutMask: mask2, outputSublayer: sub2)
         return (x2, state)
+    }
+
+    /// `linear` with the packed weight when there is one (bitwise equal either way).
+    private func forwardLinear(_ x: Tensor, _ w: Tensor, _ packed: PackedWeight?, _ b: Tensor,
+                               activation: Activation = .identity, save: Bool = false,
+                               context: ComputeContext) -> LinearOutput {
+        if let packed {
+            return linear(x, weight: packed, bias: b, activation: activation, savePreactivation: save, context: context)
+        }
+        return linear(x, weight: w, bias: b, activation: activation, savePreactivation: save, context: context)
+    }
+
+    /// `dx = beta·dx + g·W` with the packed weight when there is one (bitwise equal either way).
+    private func inputGradient(_ g: Tensor, _ w: Tensor, _ packed: PackedWeight?, into dx: inout Tensor,
+                               beta: Float, context: ComputeContext) {
+        if let packed {
+            linearInputGradient(g, weight: packed, into: &dx, beta: beta, context: context)
+        } else {
+            linearInputGradient(g, weight: w, into: &dx, beta: beta, context: context)
+        }
     }
 
     /// `module(h, a) ?? LN(h + a)` at one location, with what backward needs.
@@ -204,11 +227,13 @@ extension BertEncoder {
     ///   - state: from `trainingLayerForward(…, saveForBackward: true)` of this layer.
     ///   - outputGradient: dL/dx₂ `[batch·seq, hidden]`.
     ///   - trainable: the same modules as in the forward pass.
+    ///   - packedWeights: pre-packed frozen weights (`PackedTrainingWeights`), or nil; bitwise equal either way.
     public func trainingLayerBackward(_ state: LayerTrainingState, outputGradient: Tensor,
                                       trainable: (any TrainableSublayer)?,
                                       layerNormGradients: inout LayerNormGradients?,
+                                      packedWeights: PackedTrainingWeights? = nil,
                                       context: ComputeContext) -> Tensor {
-        let l = state.layer, w = weights.layers[l]
+        let l = state.layer, w = weights.layers[l], pw = packedWeights?.layers[l]
         let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
         precondition(outputGradient.shape == [rows, hidden],
@@ -218,17 +243,17 @@ extension BertEncoder {
                                               layerNormGradients: &layerNormGradients, context: context)
         if let m = state.outputDropoutMask { dh2 = multiply(dh2, m, context: context) }
         var dInner = Tensor(zeros: state.preactivation.shape)
-        linearInputGradient(dh2, weight: w.outputWeight, into: &dInner, context: context)
+        inputGradient(dh2, w.outputWeight, pw?.output, into: &dInner, beta: 0, context: context)
         let dPre = activationBackward(dInner, preactivation: state.preactivation, activation: config.hiddenActivation,
                                       context: context)
         dx1 = dx1.contiguous()
-        linearInputGradient(dPre, weight: w.intermediateWeight, into: &dx1, beta: 1, context: context)
+        inputGradient(dPre, w.intermediateWeight, pw?.intermediate, into: &dx1, beta: 1, context: context)
         // Attention location.
         var (dh1, dx) = residualNormBackward(l, .attentionOutput, dx1, state.attentionSublayer, trainable: trainable,
                                              layerNormGradients: &layerNormGradients, context: context)
         if let m = state.attentionOutputDropoutMask { dh1 = multiply(dh1, m, context: context) }
         var dMerged = Tensor(zeros: [rows, hidden])
-        linearInputGradient(dh1, weight: w.attentionOutputWeight, into: &dMerged, context: context)
+        inputGradient(dh1, w.attentionOutputWeight, pw?.attentionOutput, into: &dMerged, beta: 0, context: context)
         let dContext = dMerged.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
         let dropped = state.attentionDropoutMask.map { multiply(state.probabilities, $0, context: context) }
             ?? state.probabilities
@@ -244,9 +269,9 @@ extension BertEncoder {
                        context: context)
         func flat(_ t: Tensor) -> Tensor { t.permuted([0, 2, 1, 3]).reshaped([rows, hidden]) }
         dx = dx.contiguous()
-        linearInputGradient(flat(dq), weight: w.queryWeight, into: &dx, beta: 1, context: context)
-        linearInputGradient(flat(dk), weight: w.keyWeight, into: &dx, beta: 1, context: context)
-        linearInputGradient(flat(dv), weight: w.valueWeight, into: &dx, beta: 1, context: context)
+        inputGradient(flat(dq), w.queryWeight, pw?.query, into: &dx, beta: 1, context: context)
+        inputGradient(flat(dk), w.keyWeight, pw?.key, into: &dx, beta: 1, context: context)
+        inputGradient(flat(dv), w.valueWeight, pw?.value, into: &dx, beta: 1, context: context)
         return dx
     }
 }

@@ -41,6 +41,7 @@ extension BertEncoder {
     /// - Throws: `EncoderError` for ids outside the tables or a sequence that is too long.
     public func trainingForward(_ input: EncoderInput, trainable: (any TrainableSublayer)?,
                                 lowestTrainedLayer: Int? = nil, dropout: EncoderDropout, rng: inout SeededRNG,
+                                packedWeights: PackedTrainingWeights? = nil,
                                 context: ComputeContext) throws -> EncoderTrainingTape {
         var x = try embed(input, context: context)
         if dropout.hidden > 0 {
@@ -48,7 +49,8 @@ extension BertEncoder {
         }
         return trainingForward(embeddings: x, mask: additiveMask(for: input), batch: input.batchSize,
                                seq: input.sequenceLength, trainable: trainable,
-                               lowestTrainedLayer: lowestTrainedLayer, dropout: dropout, rng: &rng, context: context)
+                               lowestTrainedLayer: lowestTrainedLayer, dropout: dropout, rng: &rng,
+                               packedWeights: packedWeights, context: context)
     }
 
     /// Training forward over all layers from the embedding output. Layers below `lowestTrainedLayer` run
@@ -58,10 +60,12 @@ extension BertEncoder {
     ///   - x: embedding output `[batch·seq, hidden]`.
     ///   - mask: additive key mask `[batch, seq]`.
     ///   - lowestTrainedLayer: nil means `lowestTrainedLayer(trainable:)`; must be in `0…numHiddenLayers`.
+    ///   - packedWeights: pre-packed frozen weights (`PackedTrainingWeights`), or nil; bitwise equal either way.
     /// - Returns: the tape for `trainingBackward`, with the last layer's output.
     public func trainingForward(embeddings x: Tensor, mask: Tensor, batch: Int, seq: Int,
                                 trainable: (any TrainableSublayer)?, lowestTrainedLayer: Int? = nil,
                                 dropout: EncoderDropout, rng: inout SeededRNG,
+                                packedWeights: PackedTrainingWeights? = nil,
                                 context: ComputeContext) -> EncoderTrainingTape {
         let n = config.numHiddenLayers
         let lowest = lowestTrainedLayer ?? self.lowestTrainedLayer(trainable: trainable)
@@ -73,7 +77,8 @@ extension BertEncoder {
             if l == lowest { lowestInput = h }
             let save = l >= lowest
             let (y, state) = trainingLayerForward(l, h, mask: mask, batch: batch, seq: seq, trainable: trainable,
-                                                  dropout: dropout, rng: &rng, saveForBackward: save, context: context)
+                                                  dropout: dropout, rng: &rng, saveForBackward: save,
+                                                  packedWeights: packedWeights, context: context)
             if let state { states.append(state) }
             h = y
         }
@@ -93,6 +98,7 @@ extension BertEncoder {
     public func trainingBackward(_ tape: EncoderTrainingTape, outputGradient: Tensor,
                                  trainable: (any TrainableSublayer)?,
                                  layerNormGradients: inout [LayerNormGradients]?,
+                                 packedWeights: PackedTrainingWeights? = nil,
                                  context: ComputeContext) -> Tensor {
         if var all = layerNormGradients {
             precondition(all.count == config.numHiddenLayers,
@@ -102,7 +108,7 @@ extension BertEncoder {
             for state in tape.layers.reversed() {
                 var entry: LayerNormGradients? = all[state.layer]
                 g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &entry,
-                                          context: context)
+                                          packedWeights: packedWeights, context: context)
                 all[state.layer] = entry!
             }
             layerNormGradients = all
@@ -112,7 +118,7 @@ extension BertEncoder {
         var none: LayerNormGradients? = nil
         for state in tape.layers.reversed() {
             g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &none,
-                                      context: context)
+                                      packedWeights: packedWeights, context: context)
         }
         return g
     }
