@@ -17,7 +17,8 @@
  *   GELU (erf)       x * Phi(x) with Phi from the same erf/erfc pieces; for x < -sqrt(2) it uses
  *                      0.5 erfc(|x|/sqrt2) directly, so the negative tail keeps its relative accuracy
  *                      (no 1 + erf cancellation).
- *   GELU (tanh)      x * sigmoid(2u) (identical to 0.5 x (1 + tanh u)), accurate in the negative tail.
+ *   GELU (tanh)      x * sigmoid(2u) (identical to 0.5 x (1 + tanh u)), accurate in the negative tail;
+ *                      2u is formed in double-float (FMA-exact products, Fast2Sum), <= 4.1 ulp measured.
  *
  * The polynomial coefficients were fitted for this project (weighted least squares iterated towards
  * minimax, coefficients rounded to fp32 one at a time with refits); see docs/numerics.md.
@@ -254,12 +255,30 @@ CK_VM256 __m256 ck_v8_gelu_erf_grad(__m256 x) {
 /* u = sqrt(2/pi) (x + 0.044715 x^3); GELU = 0.5 x (1 + tanh u) = x sigmoid(2u). */
 
 CK_VM256 __m256 ck_v8_gelu_tanh(__m256 x) {
+    /* 2u = x (c0 + c1 x^2), c0 = 2 sqrt(2/pi), c1 = 0.044715 c0, formed as vh + vl in double-float
+     * (exact products by FMA, Fast2Sum, hi/lo constants): rounding 2u in plain fp32 would cost a
+     * relative error of ~4 |2u| 2^-24 in sigmoid(2u), i.e. 13 ulp at x = -2.75 and 200 ulp at -9.8. */
+    const __m256 c0h = _mm256_set1_ps(1.595769167e+00f), c0l = _mm256_set1_ps(-4.534068054e-08f);
+    const __m256 c1h = _mm256_set1_ps(7.135481387e-02f), c1l = _mm256_set1_ps(2.398832466e-09f);
     __m256 xm = _mm256_max_ps(_mm256_set1_ps(-12.0f), x); /* below -12 the result is -0 anyway */
-    __m256 x2 = _mm256_mul_ps(xm, xm);
-    /* 2u = xm * (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 x^2) */
-    __m256 twou = _mm256_mul_ps(xm, _mm256_fmadd_ps(x2, _mm256_set1_ps(0.0713548162726008f),
-                                                    _mm256_set1_ps(1.5957691216057308f)));
-    return _mm256_mul_ps(xm, ck_v8_sigmoid(twou));
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(12.0f), xm); /* above 12 sigmoid(2u) is exactly 1 (and x^2 stays finite) */
+    __m256 x2 = _mm256_mul_ps(xc, xc);
+    __m256 x2e = _mm256_fmsub_ps(xc, xc, x2);                  /* xc^2 = x2 + x2e exactly */
+    __m256 m = _mm256_mul_ps(c1h, x2);
+    __m256 me = _mm256_fmsub_ps(c1h, x2, m);                   /* c1h x2 = m + me exactly */
+    __m256 big = _mm256_max_ps(c0h, m), sml = _mm256_min_ps(c0h, m); /* both >= 0: Fast2Sum needs |big| >= |sml| */
+    __m256 q = _mm256_add_ps(big, sml);
+    __m256 qe = _mm256_sub_ps(sml, _mm256_sub_ps(q, big));         /* c0h + m = q + qe exactly */
+    __m256 pc = _mm256_add_ps(_mm256_add_ps(qe, me), _mm256_fmadd_ps(c1h, x2e, _mm256_fmadd_ps(c1l, x2, c0l)));
+    __m256 vh = _mm256_mul_ps(xc, q);
+    __m256 vl = _mm256_fmadd_ps(xc, pc, _mm256_fmsub_ps(xc, q, vh)); /* 2u = vh + vl */
+    /* sigmoid(vh + vl): e = exp(-|vh|) (1 - sign(vh) vl), d = 1/(1 + e); sigmoid = d (vh >= 0) or e d. */
+    __m256 e = ck_v8_exp(_mm256_sub_ps(_mm256_setzero_ps(), ck_v8_abs(vh)));
+    e = _mm256_fnmadd_ps(e, _mm256_xor_ps(vl, _mm256_and_ps(vh, _mm256_set1_ps(-0.0f))), e);
+    __m256 d = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 ed = _mm256_mul_ps(e, d);
+    __m256 neg = _mm256_cmp_ps(vh, _mm256_setzero_ps(), _CMP_LT_OQ);
+    return _mm256_mul_ps(xm, _mm256_blendv_ps(d, ed, neg));
 }
 
 /* d/dx [x s(2u)] = s + x s (1 - s) 2u',  2u' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2). */
