@@ -1,0 +1,221 @@
+import AdapterCore
+import AdapterDrop
+import ArgumentParser
+import Foundation
+
+/// `adapterdrop bench encoder`: the whole encoder forward pass (embeddings, every layer, pooler) on a batch of
+/// deterministic token ids, timed as the median of repeated runs. Run by `scripts/peers/bench_peers.py`
+/// against PyTorch eager and ONNX Runtime on the same weights.
+struct EncoderBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encoder",
+        abstract: "Time the BERT encoder forward pass (ms per batch, sequences/s, tokens/s).",
+        discussion: """
+            Token ids are deterministic: id[b, s] = 101 for s == 0, else 1000 + (b·131 + s·31) mod (vocab − 1000); \
+            the attention mask is all ones and type ids are 0. With --config the weights are RANDOM \
+            (seeded normal, std 0.02, LayerNorm γ = 1, β = 0): the speed is representative, the outputs are not.
+            """)
+
+    @Option(help: "A Hugging Face model folder (config.json + safetensors) to load real weights from.")
+    var model: String?
+
+    @Option(help: "Built-in shape with random seeded weights instead of --model: bert-base or minilm.")
+    var config: String?
+
+    @Option(help: "Sequences per batch.")
+    var batch: Int = 1
+
+    @Option(help: "Tokens per sequence.")
+    var seq: Int = 128
+
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+
+    @Option(help: "Timed repetitions (the median is reported).")
+    var repetitions: Int = 10
+
+    @Option(help: "Untimed warm-up runs.")
+    var warmup: Int = 2
+
+    @Option(help: "Seed of the random weights (--config only).")
+    var seed: UInt64 = 42
+
+    @Option(help: "Also write the result rows as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Write last_hidden_state [batch, seq, hidden] as raw little-endian float32 to this file (for parity checks).")
+    var dumpOutput: String?
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else {
+            throw ValidationError("give exactly one of --model DIR or --config bert-base|minilm")
+        }
+        if let config, EncoderBench.builtinConfig(config) == nil {
+            throw ValidationError("--config must be bert-base or minilm, got \(config)")
+        }
+        guard batch >= 1, seq >= 1 else { throw ValidationError("--batch and --seq must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard repetitions >= 1, warmup >= 0 else { throw ValidationError("--repetitions must be ≥ 1, --warmup ≥ 0") }
+    }
+
+    func run() throws {
+        #if DEBUG
+        print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
+        #endif
+        let encoder: BertEncoder
+        let label: String, weightsLabel: String
+        if let model {
+            encoder = try BertEncoder(modelFolder: URL(fileURLWithPath: model))
+            label = URL(fileURLWithPath: model).lastPathComponent
+            weightsLabel = "checkpoint"
+        } else {
+            let c = EncoderBench.builtinConfig(config!)!
+            encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: seed))
+            label = config!
+            weightsLabel = "random (seed \(seed), NOT a trained model)"
+        }
+        guard seq <= encoder.maximumSequenceLength else {
+            throw ValidationError("--seq \(seq) exceeds the model's maximum \(encoder.maximumSequenceLength)")
+        }
+        let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: encoder.config.vocabSize)
+        let context = ComputeContext(threads: threads)
+        EncoderBench.resetPeakResident()  // from here on VmHWM is the inference peak (weights + activations)
+        var last: EncoderOutput? = nil
+        let forward = { last = try? encoder(input, context: context) }
+        let seconds = InterleavedTimer.medians([.init(name: "encoder", run: forward)],
+                                               repetitions: repetitions, warmup: warmup)[0]
+        guard let output = last else { throw ValidationError("the encoder rejected the input") }
+        let row = EncoderBenchRow(
+            model: label, weights: weightsLabel, batch: batch, seq: seq, threads: threads,
+            msPerBatch: seconds * 1e3, sequencesPerSecond: Double(batch) / seconds,
+            tokensPerSecond: Double(batch * seq) / seconds, repetitions: repetitions,
+            peakResidentMiB: EncoderBench.peakResidentMiB(),
+            inferencePeakResidentMiB: EncoderBench.inferencePeakResidentMiB(), isa: KernelISA.active.rawValue)
+        print("model: \(label), weights: \(weightsLabel), ISA: \(row.isa)")
+        printEncoderTable([row])
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode([row]).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+        if let dumpOutput {
+            let data = output.lastHiddenState.contiguous().withUnsafeBufferPointer { Data(buffer: $0) }
+            try data.write(to: URL(fileURLWithPath: dumpOutput), options: .atomic)
+        }
+    }
+}
+
+/// One measured configuration (a line of the table and of the JSON output).
+struct EncoderBenchRow: Codable {
+    let model: String
+    /// "checkpoint" or a description of the random initialisation.
+    let weights: String
+    let batch: Int
+    let seq: Int
+    let threads: Int
+    /// Median wall-clock milliseconds of one forward pass over the batch.
+    let msPerBatch: Double
+    let sequencesPerSecond: Double
+    let tokensPerSecond: Double
+    let repetitions: Int
+    /// Peak resident set size of the process so far (getrusage ru_maxrss), MiB.
+    let peakResidentMiB: Double
+    /// Peak resident set size from just before the first forward pass (weights loaded) to the end: the Linux
+    /// VmHWM after resetting it through /proc/self/clear_refs; nil where that is not available.
+    let inferencePeakResidentMiB: Double?
+    let isa: String
+
+    enum CodingKeys: String, CodingKey {
+        case model, weights, batch, seq, threads
+        case msPerBatch = "ms_per_batch"
+        case sequencesPerSecond = "sequences_per_second"
+        case tokensPerSecond = "tokens_per_second"
+        case repetitions
+        case peakResidentMiB = "peak_resident_mib"
+        case inferencePeakResidentMiB = "inference_peak_resident_mib"
+        case isa
+    }
+}
+
+func printEncoderTable(_ rows: [EncoderBenchRow]) {
+    let header = ["model", "batch", "seq", "threads", "ms/batch", "seq/s", "tokens/s", "peak RSS MiB",
+                  "inference peak RSS MiB"]
+    let cells = rows.map { r in
+        [r.model, "\(r.batch)", "\(r.seq)", "\(r.threads)", String(format: "%.1f", r.msPerBatch),
+         String(format: "%.2f", r.sequencesPerSecond), String(format: "%.0f", r.tokensPerSecond),
+         String(format: "%.0f", r.peakResidentMiB), r.inferencePeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a"]
+    }
+    let widths = header.indices.map { c in max(header[c].count, cells.map { $0[c].count }.max() ?? 0) }
+    func line(_ items: [String]) -> String {
+        items.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }
+    print(line(header))
+    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
+    for c in cells { print(line(c)) }
+}
+
+enum EncoderBench {
+    /// BERT-base (uncased) and all-MiniLM-L6-v2 hyper-parameters.
+    static func builtinConfig(_ name: String) -> BertConfig? {
+        switch name {
+        case "bert-base":
+            return BertConfig(hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072,
+                              vocabSize: 30522)
+        case "minilm":
+            return BertConfig(hiddenSize: 384, numHiddenLayers: 6, numAttentionHeads: 12, intermediateSize: 1536,
+                              vocabSize: 30522)
+        default:
+            return nil
+        }
+    }
+
+    /// Seeded random weights in BERT's initialisation: N(0, 0.02²) for matrices and embeddings, zero biases,
+    /// LayerNorm γ = 1 and β = 0.
+    static func randomWeights(_ config: BertConfig, seed: UInt64) throws -> BertWeights {
+        var rng = SeededRNG(seed: seed)
+        var named: [String: Tensor] = [:]
+        for p in BertWeights.expectedParameters(for: config) {
+            if p.name.hasSuffix("LayerNorm.weight") {
+                named[p.name] = Tensor(shape: p.shape, repeating: 1)
+            } else if p.shape.count == 1 {
+                named[p.name] = Tensor(zeros: p.shape)
+            } else {
+                named[p.name] = Tensor.randomNormal(shape: p.shape, std: 0.02, using: &rng)
+            }
+        }
+        return try BertWeights(config: config, namedTensors: named)
+    }
+
+    /// The deterministic benchmark batch (see the command's discussion; the peer script builds the same ids).
+    static func input(batch: Int, seq: Int, vocabSize: Int) throws -> EncoderInput {
+        var ids = [Int](repeating: 0, count: batch * seq)
+        let span = max(vocabSize - 1000, 1)
+        for b in 0..<batch {
+            for s in 0..<seq { ids[b * seq + s] = s == 0 ? 101 : 1000 + (b * 131 + s * 31) % span }
+        }
+        return try EncoderInput(batchSize: batch, sequenceLength: seq, inputIds: ids)
+    }
+
+    /// Peak resident set size in MiB (Linux reports ru_maxrss in KiB).
+    static func peakResidentMiB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
+    /// Resets the kernel's peak-RSS counter (VmHWM) of this process (Linux ≥ 4.0: write 5 to clear_refs).
+    static func resetPeakResident() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    /// VmHWM from /proc/self/status in MiB, nil if unavailable.
+    static func inferencePeakResidentMiB() -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kib = line.split(separator: " ").compactMap { Double($0) }.first
+            return kib.map { $0 / 1024 }
+        }
+        return nil
+    }
+}
