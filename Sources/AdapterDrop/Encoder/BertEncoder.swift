@@ -28,18 +28,124 @@ public struct BertEncoder: Sendable {
     /// - Parameters:
     ///   - config: hyper-parameters (validated by the loader).
     ///   - weights: tensors whose shapes match `config` (checked by the loader).
-    public init(config: BertConfig, weights: BertWeights) {
+    ///   - prepackWeights: also lay every layer's four weight matrices out once in the GEMM's packed format
+    ///     (`PackedLinearWeight`), so no forward pass packs them again: faster, most at small batches, but it
+    ///     holds a second copy of those matrices (+324 MiB for BERT-base, +81 MiB for MiniLM-L6). Results are
+    ///     bitwise the same either way.
+    public init(config: BertConfig, weights: BertWeights, prepackWeights: Bool = false) {
         self.config = config
+        // Fuse Q, K and V into one [3·hidden, hidden] weight per layer (one GEMM instead of three). The
+        // per-projection tensors in `weights` become row views of it, so this costs no memory once the
+        // caller's copies are gone.
+        var weights = weights
+        var fused: [FusedProjection] = []
+        fused.reserveCapacity(weights.layers.count)
+        let h = config.hiddenSize
+        for l in weights.layers.indices {
+            var w = weights.layers[l]
+            let qkv = Tensor(concatenating: [w.queryWeight, w.keyWeight, w.valueWeight])
+            let bias = Tensor(concatenating: [w.queryBias, w.keyBias, w.valueBias])
+            w.queryWeight = qkv.slice(rows: 0..<h)
+            w.keyWeight = qkv.slice(rows: h..<2 * h)
+            w.valueWeight = qkv.slice(rows: 2 * h..<3 * h)
+            weights.layers[l] = w
+            fused.append(FusedProjection(weight: qkv, bias: bias))
+        }
         self.weights = weights
+        self.fusedQKV = fused
+        self.packedLayers = prepackWeights ? zip(weights.layers, fused).map { w, qkv in
+            PackedLayer(qkv: PackedLinearWeight(qkv.weight), attentionOutput: PackedLinearWeight(w.attentionOutputWeight),
+                        intermediate: PackedLinearWeight(w.intermediateWeight), output: PackedLinearWeight(w.outputWeight))
+        } : nil
     }
+
+    /// A layer's weight matrices in the GEMM's packed layout (see `prepackWeights`).
+    struct PackedLayer: Sendable {
+        let qkv: PackedLinearWeight
+        let attentionOutput: PackedLinearWeight
+        let intermediate: PackedLinearWeight
+        let output: PackedLinearWeight
+    }
+
+    /// Per layer, the packed weights, or nil when the encoder was made without `prepackWeights`.
+    let packedLayers: [PackedLayer]?
+
+    /// Whether the weight matrices are held pre-packed (see `init(config:weights:prepackWeights:)`).
+    public var hasPrepackedWeights: Bool { packedLayers != nil }
+
+    /// `act(x·Wᵀ + b)` with the packed copy of `W` when there is one (bitwise the same result).
+    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedLinearWeight?, bias: Tensor,
+                       activation: Activation = .none, context: ComputeContext) -> Tensor {
+        if let packed { return tiledLinear(x, weight: packed, bias: bias, activation: activation, context: context) }
+        return tiledLinear(x, weight: weight, bias: bias, activation: activation, context: context)
+    }
+
+    /// `act(x·Wᵀ + b) + residual` into `y` (reused buffer), with the packed copy of `W` when there is one.
+    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedLinearWeight?, bias: Tensor,
+                       activation: Activation = .none, residual: Tensor? = nil, into y: inout Tensor,
+                       context: ComputeContext) {
+        if let packed {
+            tiledLinear(x, weight: packed, bias: bias, activation: activation, residual: residual, into: &y, context: context)
+        } else {
+            tiledLinear(x, weight: weight, bias: bias, activation: activation, residual: residual, into: &y, context: context)
+        }
+    }
+
+    /// All layers of the base model (no hook) with activation buffers allocated once per call and reused by
+    /// every layer, and each residual added in the GEMM epilogue instead of inside the LayerNorm:
+    /// `s = h + a` is the same single fp32 addition either way, so the result is bitwise that of `layer(_:…)`.
+    /// - Parameters:
+    ///   - x: the embedding output `[batch·seq, hidden]`.
+    ///   - states: receives each layer's output `[batch, seq, hidden]` when `keepHiddenStates`.
+    /// - Returns: the last layer's output `[batch·seq, hidden]`.
+    private func encodeBaseModel(_ x: consuming Tensor, mask: Tensor, batch: Int, seq: Int, keepHiddenStates: Bool,
+                                 states: inout [Tensor], context: ComputeContext) -> Tensor {
+        let tokens = batch * seq, hidden = config.hiddenSize, eps = Float(config.layerNormEps)
+        let scale = 1 / Float(config.headSize).squareRoot()
+        var x = x
+        var qkv = Tensor(zeros: [tokens, 3 * hidden])
+        var attended = Tensor(zeros: [tokens, hidden])
+        var sum = Tensor(zeros: [tokens, hidden])
+        var x1 = Tensor(zeros: [tokens, hidden])
+        var inner = Tensor(zeros: [tokens, config.intermediateSize])
+        for l in 0..<config.numHiddenLayers {
+            let w = weights.layers[l], fused = fusedQKV[l], packed = packedLayers?[l]
+            dense(x, fused.weight, packed?.qkv, bias: fused.bias, into: &qkv, context: context)
+            fusedSelfAttention(qkv: qkv, mask: mask, batch: batch, sequenceLength: seq,
+                               heads: config.numAttentionHeads, scale: scale, into: &attended, context: context)
+            dense(attended, w.attentionOutputWeight, packed?.attentionOutput, bias: w.attentionOutputBias,
+                  residual: x, into: &sum, context: context)                                   // h₁ + x
+            layerNorm(sum, weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias, eps: eps,
+                      into: &x1, context: context)
+            dense(x1, w.intermediateWeight, packed?.intermediate, bias: w.intermediateBias,
+                  activation: config.hiddenActivation, into: &inner, context: context)
+            dense(inner, w.outputWeight, packed?.output, bias: w.outputBias, residual: x1, into: &sum,
+                  context: context)                                                            // h₂ + x₁
+            layerNorm(sum, weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias, eps: eps,
+                      into: &x, context: context)
+            if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
+        }
+        return x
+    }
+
+    /// A layer's query, key and value projections as one linear map: weight `[3·hidden, hidden]`, bias
+    /// `[3·hidden]` (rows in q, k, v order).
+    struct FusedProjection: Sendable {
+        let weight: Tensor
+        let bias: Tensor
+    }
+
+    /// Per layer, the fused Q/K/V projection (shares storage with `weights`).
+    let fusedQKV: [FusedProjection]
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face model folder.
     /// - Throws: `ModelFolderError`, `ModelConfigError`, `SafetensorsError` or `WeightLoadingError`,
     ///   each naming the file and key at fault.
-    public init(modelFolder url: URL) throws {
+    /// - Parameter prepackWeights: see `init(config:weights:prepackWeights:)`.
+    public init(modelFolder url: URL, prepackWeights: Bool = false) throws {
         let folder = try ModelFolder(url)
         let (config, weights) = try folder.loadBert()
-        self.init(config: config, weights: weights)
+        self.init(config: config, weights: weights, prepackWeights: prepackWeights)
     }
 
     /// The longest sequence the position table allows (RoBERTa reserves `pad_token_id + 1` rows).
@@ -109,26 +215,22 @@ public struct BertEncoder: Sendable {
     ///   - mask: additive key mask `[batch, seq]` (see `additiveMask(for:)`).
     func selfAttention(layer l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int,
                        context: ComputeContext) -> Tensor {
-        let w = weights.layers[l]
-        let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
-        func split(_ t: Tensor) -> Tensor { t.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
-        let q = split(linear(x, weight: w.queryWeight, bias: w.queryBias, context: context))
-        let k = split(linear(x, weight: w.keyWeight, bias: w.keyBias, context: context))
-        let v = split(linear(x, weight: w.valueWeight, bias: w.valueBias, context: context))
-        let scores = matmul(q, k, transposeB: true, context: context)                  // [b, heads, seq, seq]
-        let probabilities = softmax(scores, scale: 1 / Float(headSize).squareRoot(), mask: mask, context: context)
-        var attended = Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
-        matmul(probabilities, v, into: &attended, context: context)                    // lands token-major
-        let merged = attended.permuted([0, 2, 1, 3]).reshaped([batch * seq, hidden])
-        return linear(merged, weight: w.attentionOutputWeight, bias: w.attentionOutputBias, context: context)
+        let w = weights.layers[l], qkv = fusedQKV[l], packed = packedLayers?[l]
+        let projected = dense(x, qkv.weight, packed?.qkv, bias: qkv.bias, context: context)   // [tokens, 3·hidden]
+        let attended = fusedSelfAttention(qkv: projected, mask: mask, batch: batch, sequenceLength: seq,
+                                          heads: config.numAttentionHeads,
+                                          scale: 1 / Float(config.headSize).squareRoot(), context: context)
+        return dense(attended, w.attentionOutputWeight, packed?.attentionOutput, bias: w.attentionOutputBias,
+                     context: context)
     }
 
     /// The feed-forward block up to the output projection: `h₂ = act(x₁·Wiᵀ + bi)·Wo₂ᵀ + bo₂`.
     func feedForward(layer l: Int, _ x: Tensor, context: ComputeContext) -> Tensor {
         let w = weights.layers[l]
-        let inner = linear(x, weight: w.intermediateWeight, bias: w.intermediateBias,
-                           activation: config.hiddenActivation, context: context)
-        return linear(inner, weight: w.outputWeight, bias: w.outputBias, context: context)
+        let packed = packedLayers?[l]
+        let inner = dense(x, w.intermediateWeight, packed?.intermediate, bias: w.intermediateBias,
+                          activation: config.hiddenActivation, context: context)
+        return dense(inner, w.outputWeight, packed?.output, bias: w.outputBias, context: context)
     }
 
     /// The layer's LayerNorm at an adapter location.
@@ -180,16 +282,21 @@ public struct BertEncoder: Sendable {
         let baseMask = additiveMask(for: input)
         var mask = baseMask
         var states: [Tensor] = keepHiddenStates ? [x.reshaped([batch, seq, hidden])] : []
-        for l in 0..<config.numHiddenLayers {
-            x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
-            let newBatch = seq == 0 ? batch : x.shape[0] / seq
-            if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
-                precondition(newBatch % input.batchSize == 0,
-                             "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
-                batch = newBatch
-                mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))
+        if hook == nil {
+            x = encodeBaseModel(x, mask: mask, batch: batch, seq: seq, keepHiddenStates: keepHiddenStates,
+                                states: &states, context: context)
+        } else {
+            for l in 0..<config.numHiddenLayers {
+                x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
+                let newBatch = seq == 0 ? batch : x.shape[0] / seq
+                if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
+                    precondition(newBatch % input.batchSize == 0,
+                                 "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
+                    batch = newBatch
+                    mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))
+                }
+                if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
             }
-            if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
         }
         let last = x.reshaped([batch, seq, hidden])
         let replication = max(batch / max(input.batchSize, 1), 1)

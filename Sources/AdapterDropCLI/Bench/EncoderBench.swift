@@ -40,6 +40,9 @@ struct EncoderBenchCommand: ParsableCommand {
     @Option(help: "Seed of the random weights (--config only).")
     var seed: UInt64 = 42
 
+    @Flag(help: "Hold the weight matrices pre-packed for the GEMM (faster, +1 copy of the layer matrices).")
+    var prepack = false
+
     @Option(help: "Also write the result rows as JSON to this file.")
     var json: String?
 
@@ -65,12 +68,13 @@ struct EncoderBenchCommand: ParsableCommand {
         let encoder: BertEncoder
         let label: String, weightsLabel: String
         if let model {
-            encoder = try BertEncoder(modelFolder: URL(fileURLWithPath: model))
+            encoder = try BertEncoder(modelFolder: URL(fileURLWithPath: model), prepackWeights: prepack)
             label = URL(fileURLWithPath: model).lastPathComponent
             weightsLabel = "checkpoint"
         } else {
             let c = EncoderBench.builtinConfig(config!)!
-            encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: seed))
+            encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: seed),
+                                      prepackWeights: prepack)
             label = config!
             weightsLabel = "random (seed \(seed), NOT a trained model)"
         }
@@ -79,6 +83,7 @@ struct EncoderBenchCommand: ParsableCommand {
         }
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: encoder.config.vocabSize)
         let context = ComputeContext(threads: threads)
+        let loadPeak = EncoderBench.residentHighWaterMiB()
         EncoderBench.resetPeakResident()  // from here on VmHWM is the inference peak (weights + activations)
         var last: EncoderOutput? = nil
         let forward = { last = try? encoder(input, context: context) }
@@ -89,9 +94,9 @@ struct EncoderBenchCommand: ParsableCommand {
             model: label, weights: weightsLabel, batch: batch, seq: seq, threads: threads,
             msPerBatch: seconds * 1e3, sequencesPerSecond: Double(batch) / seconds,
             tokensPerSecond: Double(batch * seq) / seconds, repetitions: repetitions,
-            peakResidentMiB: EncoderBench.peakResidentMiB(),
-            inferencePeakResidentMiB: EncoderBench.inferencePeakResidentMiB(), isa: KernelISA.active.rawValue)
-        print("model: \(label), weights: \(weightsLabel), ISA: \(row.isa)")
+            prepackedWeights: prepack, loadPeakResidentMiB: loadPeak,
+            inferencePeakResidentMiB: EncoderBench.residentHighWaterMiB(), isa: KernelISA.active.rawValue)
+        print("model: \(label), weights: \(weightsLabel), ISA: \(row.isa), prepacked weights: \(prepack)")
         printEncoderTable([row])
         if let json {
             let encoder = JSONEncoder()
@@ -118,8 +123,10 @@ struct EncoderBenchRow: Codable {
     let sequencesPerSecond: Double
     let tokensPerSecond: Double
     let repetitions: Int
-    /// Peak resident set size of the process so far (getrusage ru_maxrss), MiB.
-    let peakResidentMiB: Double
+    let prepackedWeights: Bool
+    /// Peak resident set size while loading (Linux VmHWM before the first forward pass), MiB; nil where
+    /// /proc is not available.
+    let loadPeakResidentMiB: Double?
     /// Peak resident set size from just before the first forward pass (weights loaded) to the end: the Linux
     /// VmHWM after resetting it through /proc/self/clear_refs; nil where that is not available.
     let inferencePeakResidentMiB: Double?
@@ -131,19 +138,20 @@ struct EncoderBenchRow: Codable {
         case sequencesPerSecond = "sequences_per_second"
         case tokensPerSecond = "tokens_per_second"
         case repetitions
-        case peakResidentMiB = "peak_resident_mib"
+        case prepackedWeights = "prepacked_weights"
+        case loadPeakResidentMiB = "load_peak_resident_mib"
         case inferencePeakResidentMiB = "inference_peak_resident_mib"
         case isa
     }
 }
 
 func printEncoderTable(_ rows: [EncoderBenchRow]) {
-    let header = ["model", "batch", "seq", "threads", "ms/batch", "seq/s", "tokens/s", "peak RSS MiB",
+    let header = ["model", "batch", "seq", "threads", "ms/batch", "seq/s", "tokens/s", "load peak RSS MiB",
                   "inference peak RSS MiB"]
     let cells = rows.map { r in
         [r.model, "\(r.batch)", "\(r.seq)", "\(r.threads)", String(format: "%.1f", r.msPerBatch),
          String(format: "%.2f", r.sequencesPerSecond), String(format: "%.0f", r.tokensPerSecond),
-         String(format: "%.0f", r.peakResidentMiB), r.inferencePeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a"]
+         r.loadPeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a", r.inferencePeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a"]
     }
     let widths = header.indices.map { c in max(header[c].count, cells.map { $0[c].count }.max() ?? 0) }
     func line(_ items: [String]) -> String {
@@ -197,20 +205,14 @@ enum EncoderBench {
         return try EncoderInput(batchSize: batch, sequenceLength: seq, inputIds: ids)
     }
 
-    /// Peak resident set size in MiB (Linux reports ru_maxrss in KiB).
-    static func peakResidentMiB() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
-    }
-
     /// Resets the kernel's peak-RSS counter (VmHWM) of this process (Linux ≥ 4.0: write 5 to clear_refs).
     static func resetPeakResident() {
         try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     }
 
-    /// VmHWM from /proc/self/status in MiB, nil if unavailable.
-    static func inferencePeakResidentMiB() -> Double? {
+    /// VmHWM (peak resident set size of this process image; unlike getrusage's ru_maxrss it does not include
+    /// the parent's peak before exec) from /proc/self/status in MiB, nil if unavailable.
+    static func residentHighWaterMiB() -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kib = line.split(separator: " ").compactMap { Double($0) }.first
