@@ -13,9 +13,9 @@ What it does
    (git-ignored). Reused if already there.
 2. Exports each model to ONNX (TorchScript exporter, opset 17, fp32, dynamic batch/sequence axes) and runs it
    with ONNX Runtime's default CPU provider and the optimization level a user would pick, ORT_ENABLE_ALL.
-3. For every (model, batch, threads): rounds of [ours, PyTorch, ORT] in rotating order; each framework times
-   --reps forward passes per round after one warm-up, and the reported figure is the median of all its
-   samples (ours: the median of the per-round medians, since each round is one subprocess).
+3. For every (model, batch, threads): rounds of [ours, ours with --prepack, PyTorch, ORT] in rotating order;
+   each times --reps forward passes per round after one warm-up, and the reported figure is the median of all
+   its samples (ours: the median of the per-round medians, since each round is one subprocess).
    PyTorch: torch.set_num_threads(t), inference_mode, eager attention. ORT: intra_op_num_threads = t,
    inter_op_num_threads = 1, sequential execution. Ours: --threads t.
 4. Checks that our last_hidden_state matches PyTorch's on the same ids (max abs diff, printed and stored).
@@ -105,13 +105,16 @@ def time_calls(fn, reps: int) -> list[float]:
     return out
 
 
-def run_ours(binary: Path, folder: Path, batch: int, threads: int, reps: int, dump: Path | None = None) -> dict:
+def run_ours(binary: Path, folder: Path, batch: int, threads: int, reps: int, dump: Path | None = None,
+             prepack: bool = False) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         json_path = Path(f.name)
     cmd = [str(binary), "bench", "encoder", "--model", str(folder), "--batch", str(batch), "--seq", str(SEQ),
            "--threads", str(threads), "--repetitions", str(reps), "--warmup", "1", "--json", str(json_path)]
     if dump is not None:
         cmd += ["--dump-output", str(dump)]
+    if prepack:
+        cmd += ["--prepack"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     row = json.loads(json_path.read_text())[0]
     json_path.unlink()
@@ -160,16 +163,16 @@ def bench_model(name: str, folder: Path, binary: Path, onnx_path: Path, grid: li
         def ort_call():
             session.run(["last_hidden_state"], feeds)
 
-        samples = {"ours": [], "pytorch": [], "onnxruntime": []}
-        peak = ipeak = 0.0
-        order = ["ours", "pytorch", "onnxruntime"]
+        samples = {"ours": [], "ours_prepacked": [], "pytorch": [], "onnxruntime": []}
+        peaks = {"ours": [0.0, 0.0], "ours_prepacked": [0.0, 0.0]}   # load peak, inference peak (MiB)
+        order = list(samples)
         for r in range(rounds):
-            for fw in order[r % 3:] + order[:r % 3]:
-                if fw == "ours":
-                    row = run_ours(binary, folder, batch, threads, reps)
-                    samples["ours"].append(row["ms_per_batch"] / 1e3)
-                    peak = max(peak, row["peak_resident_mib"])
-                    ipeak = max(ipeak, row.get("inference_peak_resident_mib") or 0.0)
+            for fw in order[r % len(order):] + order[:r % len(order)]:
+                if fw.startswith("ours"):
+                    row = run_ours(binary, folder, batch, threads, reps, prepack=fw == "ours_prepacked")
+                    samples[fw].append(row["ms_per_batch"] / 1e3)
+                    peaks[fw][0] = max(peaks[fw][0], row.get("load_peak_resident_mib") or 0.0)
+                    peaks[fw][1] = max(peaks[fw][1], row.get("inference_peak_resident_mib") or 0.0)
                 elif fw == "pytorch":
                     samples["pytorch"] += time_calls(torch_call, reps)
                 else:
@@ -179,36 +182,41 @@ def bench_model(name: str, folder: Path, binary: Path, onnx_path: Path, grid: li
         for fw, sec in med.items():
             row[fw] = {"ms_per_batch": sec * 1e3, "sequences_per_second": batch / sec,
                        "tokens_per_second": batch * SEQ / sec}
-        row["ours"]["peak_resident_mib"] = peak
-        row["ours"]["inference_peak_resident_mib"] = ipeak
-        row["speedup_vs_onnxruntime"] = med["onnxruntime"] / med["ours"]
-        row["speedup_vs_pytorch"] = med["pytorch"] / med["ours"]
+        for fw in ("ours", "ours_prepacked"):
+            row[fw]["load_peak_resident_mib"], row[fw]["inference_peak_resident_mib"] = peaks[fw]
+            row[fw]["speedup_vs_onnxruntime"] = med["onnxruntime"] / med[fw]
+            row[fw]["speedup_vs_pytorch"] = med["pytorch"] / med[fw]
         rows.append(row)
-        print(f"[{name}] batch {batch} threads {threads}: ours {med['ours']*1e3:.1f} ms, "
-              f"pytorch {med['pytorch']*1e3:.1f} ms, ort {med['onnxruntime']*1e3:.1f} ms "
-              f"(×{row['speedup_vs_onnxruntime']:.2f} vs ORT, ×{row['speedup_vs_pytorch']:.2f} vs PyTorch; "
-              f"our peak RSS {peak:.0f} MiB, {ipeak:.0f} after loading)", flush=True)
+        print(f"[{name}] batch {batch} threads {threads}: ours {med['ours']*1e3:.1f} ms "
+              f"(prepacked {med['ours_prepacked']*1e3:.1f} ms), pytorch {med['pytorch']*1e3:.1f} ms, "
+              f"ort {med['onnxruntime']*1e3:.1f} ms; ours ×{row['ours']['speedup_vs_onnxruntime']:.2f} vs ORT "
+              f"(prepacked ×{row['ours_prepacked']['speedup_vs_onnxruntime']:.2f}), "
+              f"×{row['ours']['speedup_vs_pytorch']:.2f} vs PyTorch "
+              f"(prepacked ×{row['ours_prepacked']['speedup_vs_pytorch']:.2f}); inference peak RSS "
+              f"{peaks['ours'][1]:.0f} MiB (prepacked {peaks['ours_prepacked'][1]:.0f})", flush=True)
     del sessions
     return rows, agreement
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ["model", "batch", "threads", "ours ms", "PyTorch ms", "ORT ms", "ours seq/s", "PyTorch seq/s",
-              "ORT seq/s", "ours tok/s", "PyTorch tok/s", "ORT tok/s", "vs ORT", "vs PyTorch", "ours peak RSS MiB (inference)"]
-    lines = []
-    for r in rows:
-        o, p, x = r["ours"], r["pytorch"], r["onnxruntime"]
-        lines.append([r["model"], str(r["batch"]), str(r["threads"]),
-                      f"{o['ms_per_batch']:.1f}", f"{p['ms_per_batch']:.1f}", f"{x['ms_per_batch']:.1f}",
-                      f"{o['sequences_per_second']:.2f}", f"{p['sequences_per_second']:.2f}",
-                      f"{x['sequences_per_second']:.2f}",
-                      f"{o['tokens_per_second']:.0f}", f"{p['tokens_per_second']:.0f}", f"{x['tokens_per_second']:.0f}",
-                      f"{r['speedup_vs_onnxruntime']:.2f}×", f"{r['speedup_vs_pytorch']:.2f}×",
-                      f"{o['peak_resident_mib']:.0f} ({o['inference_peak_resident_mib']:.0f})"])
+    header = ["model", "batch", "threads", "ours ms", "ours prepacked ms", "PyTorch ms", "ORT ms",
+              "ours seq/s", "prepacked seq/s", "PyTorch seq/s", "ORT seq/s",
+              "ours tok/s", "prepacked tok/s", "PyTorch tok/s", "ORT tok/s",
+              "ours vs ORT", "prepacked vs ORT", "ours vs PyTorch", "prepacked vs PyTorch",
+              "ours RSS MiB", "prepacked RSS MiB"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
-    for l in lines:
-        print("| " + " | ".join(l) + " |")
+    for r in rows:
+        o, q, p, x = r["ours"], r["ours_prepacked"], r["pytorch"], r["onnxruntime"]
+        cells = [r["model"], str(r["batch"]), str(r["threads"])]
+        cells += [f"{v['ms_per_batch']:.1f}" for v in (o, q, p, x)]
+        cells += [f"{v['sequences_per_second']:.2f}" for v in (o, q, p, x)]
+        cells += [f"{v['tokens_per_second']:.0f}" for v in (o, q, p, x)]
+        cells += [f"{o['speedup_vs_onnxruntime']:.2f}×", f"{q['speedup_vs_onnxruntime']:.2f}×",
+                  f"{o['speedup_vs_pytorch']:.2f}×", f"{q['speedup_vs_pytorch']:.2f}×"]
+        cells += [f"{v['inference_peak_resident_mib']:.0f}" for v in (o, q)]
+        print("| " + " | ".join(cells) + " |")
+    print("(RSS: peak resident set after loading, during the timed forward passes; Linux VmHWM)")
 
 
 def main() -> int:
