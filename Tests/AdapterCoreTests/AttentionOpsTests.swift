@@ -25,7 +25,7 @@ private func random(_ shape: [Int], _ rng: inout TestRNG, _ lo: Float = -1, _ hi
             let expected = linear(x, weight: w, bias: b, activation: .gelu, residual: r, context: context)
             let plain = tiledLinear(x, weight: w, bias: b, activation: .gelu, residual: r, context: context)
             expectBitwiseEqual(plain.scalars, expected.scalars, "tiledLinear \(s) threads \(threads)")
-            let packed = PackedLinearWeight(w)
+            let packed = PackedWeight(w)
             var into = Tensor(shape: [s.m, s.n], repeating: .nan)   // overwritten, never read
             tiledLinear(x, weight: packed, bias: b, activation: .gelu, residual: r, into: &into, context: context)
             expectBitwiseEqual(into.scalars, expected.scalars, "packed tiledLinear \(s) threads \(threads)")

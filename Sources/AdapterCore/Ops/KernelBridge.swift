@@ -118,36 +118,6 @@ enum KernelBridge {
         check(status, "\(op()) (ck_gemm_f32, \(backend), m \(m) n \(n) k \(k))")
     }
 
-    /// Bytes of a pre-packed op(B) `[k, n]` (ck_gemm_pack_b_size).
-    static func packedBSize(n: Int, k: Int) -> Int {
-        Int(ck_gemm_pack_b_size(Int64(n), Int64(k)))
-    }
-
-    /// Packs op(B) `[k, n]` into `packed` (ck_gemm_pack_b); returns the column granule of the packing.
-    static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int,
-                      packed: UnsafeMutableRawPointer, bytes: Int, op: @autoclosure () -> String) -> Int {
-        check(ck_gemm_pack_b(transposeB ? CK_TRANS : CK_NO_TRANS, Int64(n), Int64(k), b, Int64(ldb), packed, bytes),
-              "\(op()) (ck_gemm_pack_b, n \(n) k \(k))")
-        return Int(ck_gemm_pack_b_granule(packed))
-    }
-
-    /// C[m,n] = epilogue(alpha · op(A) · Bp[:, j0 ..< j0+n] + beta · C) with a pre-packed B (ck_gemm_f32_prepacked).
-    static func gemmPrepacked(
-        workspace ws: UnsafeMutableRawBufferPointer, transposeA: Bool, m: Int, n: Int, k: Int,
-        a: UnsafePointer<Float>?, lda: Int, packedB: UnsafeRawPointer, j0: Int,
-        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,
-        epilogue: GemmEpilogue = GemmEpilogue(), op: @autoclosure () -> String
-    ) {
-        let (act, param) = cActivation(epilogue.activation)
-        var e = ck_epilogue(bias: epilogue.bias, act: act, act_param: param,
-                            residual: epilogue.residual, ld_residual: Int64(epilogue.residualLD),
-                            preact: epilogue.preactivation, ld_preact: Int64(epilogue.preactivationLD))
-        var w = ck_workspace(ptr: ws.baseAddress, bytes: ws.count)
-        check(ck_gemm_f32_prepacked(&w, transposeA ? CK_TRANS : CK_NO_TRANS, Int64(m), Int64(n), Int64(k),
-                                    a, Int64(lda), packedB, Int64(j0), c, Int64(ldc), alpha, beta, &e),
-              "\(op()) (ck_gemm_f32_prepacked, m \(m) n \(n) k \(k) j0 \(j0))")
-    }
-
     static func activationForward(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                   activation: Activation, op: @autoclosure () -> String) {
         let (act, param) = cActivation(activation)

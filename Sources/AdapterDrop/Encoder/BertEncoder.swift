@@ -29,7 +29,7 @@ public struct BertEncoder: Sendable {
     ///   - config: hyper-parameters (validated by the loader).
     ///   - weights: tensors whose shapes match `config` (checked by the loader).
     ///   - prepackWeights: also lay every layer's four weight matrices out once in the GEMM's packed format
-    ///     (`PackedLinearWeight`), so no forward pass packs them again: faster, most at small batches, but it
+    ///     (`PackedWeight`), so no forward pass packs them again: faster, most at small batches, but it
     ///     holds a second copy of those matrices (+324 MiB for BERT-base, +81 MiB for MiniLM-L6). Results are
     ///     bitwise the same either way.
     public init(config: BertConfig, weights: BertWeights, prepackWeights: Bool = false) {
@@ -54,17 +54,17 @@ public struct BertEncoder: Sendable {
         self.weights = weights
         self.fusedQKV = fused
         self.packedLayers = prepackWeights ? zip(weights.layers, fused).map { w, qkv in
-            PackedLayer(qkv: PackedLinearWeight(qkv.weight), attentionOutput: PackedLinearWeight(w.attentionOutputWeight),
-                        intermediate: PackedLinearWeight(w.intermediateWeight), output: PackedLinearWeight(w.outputWeight))
+            PackedLayer(qkv: PackedWeight(qkv.weight), attentionOutput: PackedWeight(w.attentionOutputWeight),
+                        intermediate: PackedWeight(w.intermediateWeight), output: PackedWeight(w.outputWeight))
         } : nil
     }
 
     /// A layer's weight matrices in the GEMM's packed layout (see `prepackWeights`).
     struct PackedLayer: Sendable {
-        let qkv: PackedLinearWeight
-        let attentionOutput: PackedLinearWeight
-        let intermediate: PackedLinearWeight
-        let output: PackedLinearWeight
+        let qkv: PackedWeight
+        let attentionOutput: PackedWeight
+        let intermediate: PackedWeight
+        let output: PackedWeight
     }
 
     /// Per layer, the packed weights, or nil when the encoder was made without `prepackWeights`.
@@ -74,14 +74,14 @@ public struct BertEncoder: Sendable {
     public var hasPrepackedWeights: Bool { packedLayers != nil }
 
     /// `act(x·Wᵀ + b)` with the packed copy of `W` when there is one (bitwise the same result).
-    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedLinearWeight?, bias: Tensor,
+    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedWeight?, bias: Tensor,
                        activation: Activation = .none, context: ComputeContext) -> Tensor {
         if let packed { return tiledLinear(x, weight: packed, bias: bias, activation: activation, context: context) }
         return tiledLinear(x, weight: weight, bias: bias, activation: activation, context: context)
     }
 
     /// `act(x·Wᵀ + b) + residual` into `y` (reused buffer), with the packed copy of `W` when there is one.
-    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedLinearWeight?, bias: Tensor,
+    private func dense(_ x: Tensor, _ weight: Tensor, _ packed: PackedWeight?, bias: Tensor,
                        activation: Activation = .none, residual: Tensor? = nil, into y: inout Tensor,
                        context: ComputeContext) {
         if let packed {
