@@ -182,12 +182,13 @@ CK_AVX2 static void ck_pack_b_avx2(ck_trans transb, const float *b, int64_t ldb,
     }
 }
 
-/* Block sizes: the same plan as AVX-512 (ck_gemm_plan), with MC a multiple of MR = 6. */
+/* Block sizes: the same plan as AVX-512 (ck_gemm_plan), with MC the multiple of MR = 6 just above
+ * 128, so that M = 128 also runs as one A block (and needs the same workspace as AVX-512). */
 CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx2 = {
-    .mr = MR, .nr = NR, .mc = 120, .kc = 768, .nc = 768, .l2_b_bytes = 576 * 1024,
+    .mr = MR, .nr = NR, .mc = 132, .kc = 768, .nc = 768, .l2_b_bytes = 576 * 1024,
     .ukr = ck_sgemm_ukr_avx2_6x16, .pack_a = ck_pack_a_avx2, .pack_b = ck_pack_b_avx2,
 };
 
 #else
-CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx2 = {6, 16, 120, 768, 768, 576 * 1024, NULL, NULL, NULL};
+CK_GEMM_TABLE_CONST ck_gemm_blocking ck_gemm_blocking_avx2 = {6, 16, 132, 768, 768, 576 * 1024, NULL, NULL, NULL};
 #endif
