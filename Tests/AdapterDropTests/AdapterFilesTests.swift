@@ -235,3 +235,49 @@ func copyFixture(_ path: String) throws -> URL {
         #expect(h.allSatisfy { abs($0) <= 0.02 } && h.contains { $0 != 0 })
     }
 }
+
+/// Writes adapters, a fusion and heads created here, plus the logits we compute, into
+/// `$ADAPTERDROP_EXPORT_DIR`, for `scripts/parity/check_swift_saved_adapters.py` to load them with adapters
+/// 1.3.0 and compare (the round-trip check against the reference; docs/adapters.md).
+@Suite struct AdapterExportForPythonCheck {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["ADAPTERDROP_EXPORT_DIR"] != nil))
+    func exportForPythonCheck() throws {
+        let out = URL(fileURLWithPath: ProcessInfo.processInfo.environment["ADAPTERDROP_EXPORT_DIR"]!)
+        let encoder = try BertEncoder(modelFolder: fixtureURL("tiny-bert"))
+        var model = AdapterModel(encoder: encoder, modelName: "tiny-bert")
+        // Larger-than-default init so that the adapters change the logits visibly.
+        func scaledUp(_ a: BottleneckAdapter) -> BottleneckAdapter {
+            var a = a
+            var rng = SeededRNG(seed: 99)
+            for (site, w) in a.weights {
+                var w = w
+                w.upWeight = Tensor(shape: w.upWeight.shape, scalars: w.upWeight.scalars.map { _ in rng.normal(mean: 0, std: 0.3) })
+                w.upBias = Tensor(shape: w.upBias.shape, scalars: w.upBias.scalars.map { _ in rng.normal(mean: 0, std: 0.1) })
+                a.weights[site] = w
+            }
+            return a
+        }
+        let configs: [(String, BottleneckConfig)] = [
+            ("a", try .preset("seq_bn", overrides: ["reduction_factor": .int(4)])),
+            ("b", try .preset("houlsby", overrides: ["reduction_factor": .int(8), "ln_before": .bool(true), "use_gating": .bool(true)])),
+            ("c", try .preset("seq_bn", overrides: ["reduction_factor": .int(8), "non_linearity": .string("gelu")])),
+        ]
+        for (i, (name, config)) in configs.enumerated() {
+            try model.addAdapter(scaledUp(try BottleneckAdapter(name: name, config: config, hiddenSize: 32, numLayers: 2, seed: UInt64(i))))
+            model.addHead(PredictionHead(name: name, config: .classification(numLabels: 3), hiddenSize: 32, initializerRange: 0.5, seed: UInt64(10 + i)))
+            try model.saveAdapter(name, to: out.appendingPathComponent(name))
+        }
+        try model.addFusion(adapterNames: ["a", "c"], seed: 5)
+        try model.saveFusion("a,c", to: out.appendingPathComponent("fusion"))
+        let (_, input) = try adapterFixture("seq_bn")
+        let context = ComputeContext(threads: 1)
+        var writer = SafetensorsWriter()
+        for (key, text, head) in [("a", "a", "a"), ("b", "b", "b"), ("stack", "Stack(a,c)", "c"), ("fuse", "Fuse(a,c)", "c"),
+                                  ("skip_0.b", "b", "b")] {
+            let setup = try #require(try AdapterComposition.parse(text))
+            let result = try model(input, setup: setup, heads: [head], skipLayers: key.hasPrefix("skip_0") ? [0] : [], context: context)
+            try writer.add("\(key).logits", tensor: try #require(result[head: head]))
+        }
+        try writer.write(to: out.appendingPathComponent("swift_logits.safetensors"))
+    }
+}
