@@ -228,7 +228,7 @@ public struct AdapterModel: Sendable {
         case let .parallel(children), let .batchSplit(children, _):
             let names = children.map(\.last)
             return names.allSatisfy { heads[$0] != nil } ? names : []
-        case let .fuse(_, _):
+        case .fuse:
             if let n = setup.fusionName, heads[n] != nil { return [n] }
             return heads[setup.last] != nil ? [setup.last] : []
         default:
