@@ -28,13 +28,18 @@ func readJSONLTexts(_ path: String) throws -> [TokenizerInput] {
     return inputs
 }
 
-/// Loads a model folder with a one-line error for a missing path.
-func loadPretrained(_ path: String) throws -> PretrainedModel {
+/// The URL of an existing folder, or a one-line error naming the path.
+func existingFolder(_ path: String, what: String = "model folder") throws -> URL {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw CLIError("\(path): model folder not found")
+        throw CLIError("\(path): \(what) not found")
     }
-    return try PretrainedModel(folder: URL(fileURLWithPath: path))
+    return URL(fileURLWithPath: path)
+}
+
+/// Loads a model folder (tokenizer + encoder) with a one-line error for a missing path.
+func loadPretrained(_ path: String) throws -> PretrainedModel {
+    try PretrainedModel(folder: try existingFolder(path))
 }
 
 /// Prints a Codable value as compact JSON on one line.
@@ -118,11 +123,7 @@ struct Tokenize: ParsableCommand {
     }
 
     func run() throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CLIError("\(model): model folder not found")
-        }
-        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
+        let tokenizer = try PretrainedModel.loadTokenizer(at: try existingFolder(model))
         let input: TokenizerInput = textPair.map { .pair(text, $0) } ?? .single(text)
         let batch = try tokenizer.encode(batch: [input], options: EncodingOptions(
             truncation: truncation ?? (maxLength == nil ? nil : .longestFirst), maxLength: maxLength))
@@ -162,11 +163,7 @@ struct Encode: ParsableCommand {
     }
 
     func run() throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CLIError("\(model): model folder not found")
-        }
-        let encoder = try BertEncoder(modelFolder: URL(fileURLWithPath: model))
+        let encoder = try BertEncoder(modelFolder: try existingFolder(model))
         let ids = try Self.parseRows(inputIds, option: "--input-ids")
         let types = try tokenTypeIds.map { try Self.parseRows($0, option: "--token-type-ids") }
         var input = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: encoder.config.padTokenId ?? 0)

@@ -58,13 +58,8 @@ struct BenchRow: Codable {
     }
 }
 
-/// Prints rows as an aligned table.
-func printTable(_ rows: [BenchRow]) {
-    let header = ["kernel", "shape", "threads", "ours", "baseline", "baseline value", "ratio"]
-    let cells = rows.map { r in
-        [r.kernel, r.shape, "\(r.threads)", String(format: "%.1f %@", r.ours, r.unit), r.baselineName,
-         String(format: "%.1f %@", r.baseline, r.unit), String(format: "%.2f×", r.ratio)]
-    }
+/// Prints `cells` under `header` as a table with left-aligned, padded columns.
+func printAlignedTable(header: [String], cells: [[String]]) {
     let widths = header.indices.map { c in max(header[c].count, cells.map { $0[c].count }.max() ?? 0) }
     func line(_ items: [String]) -> String {
         items.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
@@ -75,8 +70,18 @@ func printTable(_ rows: [BenchRow]) {
     for c in cells { print(line(c)) }
 }
 
-/// Writes rows as a JSON array, atomically (temporary file + rename).
-func writeJSON(_ rows: [BenchRow], to path: String) throws {
+/// Prints kernel rows as an aligned table.
+func printTable(_ rows: [BenchRow]) {
+    printAlignedTable(
+        header: ["kernel", "shape", "threads", "ours", "baseline", "baseline value", "ratio"],
+        cells: rows.map { r in
+            [r.kernel, r.shape, "\(r.threads)", String(format: "%.1f %@", r.ours, r.unit), r.baselineName,
+             String(format: "%.1f %@", r.baseline, r.unit), String(format: "%.2f×", r.ratio)]
+        })
+}
+
+/// Writes rows as a pretty-printed JSON array with sorted keys, atomically (temporary file + rename).
+func writeJSON<Row: Encodable>(_ rows: [Row], to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try encoder.encode(rows).write(to: URL(fileURLWithPath: path), options: .atomic)

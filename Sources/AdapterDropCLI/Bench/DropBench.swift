@@ -109,11 +109,7 @@ struct DropBenchCommand: ParsableCommand {
                              row.speedupVsNoDrop))
             }
         }
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(rows).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        if let json { try writeJSON(rows, to: json) }
     }
 }
 
