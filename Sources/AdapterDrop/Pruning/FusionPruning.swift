@@ -1,0 +1,79 @@
+// A pruned AdapterFusion: the trained query/key/value over a subset of its adapters (Rücklé et al. 2021,
+// Section 5.2; the reference runs `Fuse("a","b", name="a,b,c")`, adapters-reference.md §2.b).
+import AdapterCore
+import Foundation
+
+extension AdapterFusion {
+    /// The same fusion layers (query, key and value weights shared, unchanged) over the adapters in `keep`.
+    ///
+    /// Q, K and V are `[H, H]` and do not depend on the number of adapters, so running the result as
+    /// `Fuse(keep...)` equals the reference's `Fuse(keep..., name: <this fusion>)`.
+    /// - Parameters:
+    ///   - keep: adapter names, a non-empty subset of `adapterNames`; the result keeps `adapterNames` order.
+    ///   - name: the new fusion's name; nil = the kept names joined by commas (so `Fuse(a,b)` finds it).
+    /// - Throws: `PruningError.invalidKeep` for an empty list or more names than adapters,
+    ///   `AdapterError.fusionAdapterMismatch` for a name the fusion was not trained over.
+    public func pruned(keeping keep: [String], name: String? = nil) throws -> AdapterFusion {
+        guard !keep.isEmpty, keep.count <= adapterNames.count else {
+            throw PruningError.invalidKeep(keep: keep.count, adapters: adapterNames.count)
+        }
+        for k in keep where !adapterNames.contains(k) {
+            throw AdapterError.fusionAdapterMismatch(fusion: self.name, reason: "adapter \"\(k)\" is not one of \(adapterNames)")
+        }
+        let kept = adapterNames.filter { keep.contains($0) }
+        return AdapterFusion(name: name ?? kept.joined(separator: ","), adapterNames: kept, config: config, weights: weights,
+                             isFrozen: isFrozen)
+    }
+}
+
+/// The result of pruning a fusion inside a model.
+public struct PrunedFusionModel: Sendable {
+    /// The model without the dropped adapters and the original fusion, with `fusion` added.
+    public var model: AdapterModel
+    /// The pruned fusion.
+    public var fusion: AdapterFusion
+    /// The adapters removed from the model.
+    public var dropped: [String]
+    /// The setup that runs the pruned fusion: `Fuse(kept...)` (named when the name is not the joined list).
+    public var setup: AdapterComposition {
+        .fuse(fusion.adapterNames.map { .adapter($0) },
+              name: fusion.adapterNames.joined(separator: ",") == fusion.name ? nil : fusion.name)
+    }
+}
+
+extension AdapterModel {
+    /// Prunes a fusion to the adapters in `keep`: returns a model whose fusion `fusionName` is replaced by
+    /// `AdapterFusion.pruned(keeping:name:)` and whose other adapters of that fusion are removed (heads are kept).
+    /// Adapters that another remaining fusion still uses are not removed.
+    /// - Throws: `PruningError.unknownFusion`, as `AdapterFusion.pruned(keeping:name:)`.
+    public func pruningFusion(_ fusionName: String, keeping keep: [String], name: String? = nil) throws -> PrunedFusionModel {
+        guard let fusion = fusions[fusionName] else { throw PruningError.unknownFusion(fusionName) }
+        let pruned = try fusion.pruned(keeping: keep, name: name)
+        var model = self
+        try model.removeFusion(fusionName)
+        let stillUsed = Set(model.fusions.values.flatMap(\.adapterNames))
+        let dropped = fusion.adapterNames.filter { !pruned.adapterNames.contains($0) && !stillUsed.contains($0) }
+        for d in dropped { try model.removeAdapter(d) }
+        if model.fusions[pruned.name] != nil { try model.removeFusion(pruned.name) }
+        try model.addFusion(pruned)
+        return PrunedFusionModel(model: model, fusion: pruned, dropped: dropped)
+    }
+
+    /// Collects average activations of `fusionName` over batches and prunes it to the top `keep` adapters.
+    /// - Parameters:
+    ///   - batches: inputs `[batch, seq]` (padding excluded through their masks).
+    ///   - scope: `.global` or `.perLayer` (see `FusionActivationTable.Scope`).
+    /// - Returns: the activation table and the pruned model.
+    /// - Throws: `PruningError` (`.invalidKeep` for k = 0 or k > N, `.noActivations`), model errors.
+    public func pruneFusion(_ fusionName: String, keep: Int, scope: FusionActivationTable.Scope = .global,
+                            batches: [EncoderInput], setup: AdapterComposition? = nil, skipLayers: Set<Int> = [],
+                            name: String? = nil, context: ComputeContext) throws -> (table: FusionActivationTable, pruned: PrunedFusionModel) {
+        var collector = try FusionActivationCollector(model: self, fusion: fusionName, setup: setup, skipLayers: skipLayers)
+        guard keep >= 1, keep <= collector.adapterNames.count else {
+            throw PruningError.invalidKeep(keep: keep, adapters: collector.adapterNames.count)
+        }
+        for b in batches { try collector.add(b, context: context) }
+        let table = try collector.table()
+        return (table, try pruningFusion(fusionName, keeping: try table.adaptersToKeep(keep, scope: scope), name: name))
+    }
+}
