@@ -1,0 +1,83 @@
+// Tier C: the bottleneck adapter's backward (all pre_forward / residual variants) against central finite
+// differences of its forward, on a tiny shape (rows 3, hidden 8, bottleneck 4), in careful fp32.
+import AdapterCore
+@testable import AdapterDrop
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct AdapterTrainingGradientCheckTests {
+    /// Loss L = Σ y ⊙ R of one adapter site; dL/dh, dL/da and dL/dθ from the module against
+    /// (L(x + ε) − L(x − ε)) / 2ε with ε = 1e-2 in fp32. Error budget: fp32 rounding of L (|L| ≲ 30, ~1e-5
+    /// absolute) divided by 2ε gives ~1e-3, truncation O(ε²·L''') ~1e-4; tolerance 3e-3 abs + 1e-2 rel.
+    /// Smooth activations (tanh, swish) so no kink is crossed; weights redrawn N(0, 0.5) so that every path
+    /// matters (BERT init N(0, 0.02) would hide errors in the adapter branch).
+    @Test(arguments: [
+        ("seq_bn", "tanh", "true"), ("seq_bn", "tanh", "false"), ("seq_bn", "swish", "post_add"),
+        ("double_seq_bn", "swish", "true"),
+    ])
+    func backwardMatchesFiniteDifferences(_ c: (String, String, String)) throws {
+        let (preset, act, residual) = c
+        let residualJSON: AdapterJSON = residual == "post_add" ? .string("post_add") : .bool(residual == "true")
+        let config = try BottleneckConfig.preset(preset, overrides: [
+            "reduction_factor": .int(2), "non_linearity": .string(act), "residual_before_ln": residualJSON,
+            "scaling": .double(preset == "double_seq_bn" ? 0.5 : 1.0)])
+        let hidden = 8, rows = 3
+        let adapter = try BottleneckAdapter(name: "x", config: config, hiddenSize: hidden, numLayers: 1, seed: 3)
+        let module = BottleneckAdapterTrainingModule(adapter, keyPrefix: "")
+        var rng = SeededRNG(seed: 11)
+        func random(_ shape: [Int], _ std: Float) -> Tensor {
+            Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal(mean: 0, std: std) })
+        }
+        for k in module.parameters.keys.sorted() { module.parameters[k] = random(module.parameters[k]!.shape, 0.5) }
+        let h = random([rows, hidden], 1), a = random([rows, hidden], 1), r = random([rows, hidden], 1)
+        let ln = SublayerLayerNorm(weight: Tensor(shape: [hidden], scalars: (0..<hidden).map { 1 + 0.1 * Float($0) }),
+                                   bias: random([hidden], 0.1), eps: 1e-12)
+        let context = ComputeContext(threads: 1)
+        let location: AdapterLocation = preset == "seq_bn" ? .output : .attentionOutput
+        func loss(_ h: Tensor, _ a: Tensor) -> Double {
+            var g = SeededRNG(seed: 0)
+            let y = module.trainingForward(layer: 0, location: location, hidden: h, residual: a, layerNorm: ln, batch: 1,
+                                           sequenceLength: rows, saveForBackward: false, dropout: .off, rng: &g,
+                                           context: context)!.output
+            return zip(y.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var g = SeededRNG(seed: 0)
+        let fwd = try #require(module.trainingForward(layer: 0, location: location, hidden: h, residual: a, layerNorm: ln,
+                                                      batch: 1, sequenceLength: rows, saveForBackward: true,
+                                                      dropout: .off, rng: &g, context: context))
+        let (dh, da) = module.trainingBackward(layer: 0, location: location, outputGradient: r, saved: fwd.saved,
+                                               layerNorm: ln, context: context)
+        let grads = module.takeGradients()
+        #expect(grads.count == 4)
+        let eps: Float = 1e-2
+        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) -> Double) -> Double {
+            var s = t.scalars
+            let x = s[i]
+            s[i] = x + eps
+            let up = f(Tensor(shape: t.shape, scalars: s))
+            s[i] = x - eps
+            let down = f(Tensor(shape: t.shape, scalars: s))
+            return (up - down) / Double(2 * eps)
+        }
+        var worst = 0.0
+        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
+            let rep = expectClose(analytic.scalars, numeric, atol: 3e-3, rtol: 1e-2, "\(preset) \(act) \(residual) \(what)")
+            worst = max(worst, rep.maxAbsError)
+        }
+        check(dh, (0..<h.count).map { i in fd(h, i) { loss($0, a) } }, "dh")
+        check(da, (0..<a.count).map { i in fd(a, i) { loss(h, $0) } }, "da")
+        for name in grads.keys.sorted() {
+            let p = module.parameters[name]!
+            let numeric = (0..<p.count).map { i in
+                fd(p, i) { t in
+                    module.parameters[name] = t
+                    defer { module.parameters[name] = p }
+                    return loss(h, a)
+                }
+            }
+            check(grads[name]!, numeric, name)
+        }
+        print("adapter training finite differences \(preset) \(act) residual_before_ln=\(residual): max abs err \(worst)")
+    }
+}
