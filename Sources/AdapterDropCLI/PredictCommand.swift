@@ -1,0 +1,102 @@
+import AdapterCore
+import AdapterDrop
+import ArgumentParser
+import Foundation
+
+/// `adapterdrop predict`: run an adapter setup (the reference's notation) and print each head's logits and labels.
+/// The logic lives in the library (`AdapterModel.loading`, `AdapterModel.predict`), tested in PredictionTests.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict with adapters, AdapterFusion and AdapterDrop: logits and labels per head.")
+
+    @Option(help: "Hugging Face model folder (config.json, model.safetensors; tokenizer files for --text/--input).")
+    var model: String
+    @Option(name: .customLong("adapter"), help: "An AdapterHub adapter folder, with its head if saved (repeatable).")
+    var adapters: [String] = []
+    @Option(name: .customLong("fusion"), help: "An AdapterHub fusion folder (repeatable; loaded after the adapters).")
+    var fusions: [String] = []
+    @Option(name: .customLong("head-folder"), help: "An extra AdapterHub head folder (repeatable).")
+    var headFolders: [String] = []
+    @Option(help: "The setup: a, Parallel(a,b), Stack(a,b), Fuse(a,b), Stack(Fuse(a,b),c), or none.")
+    var setup: String
+    @Option(name: .customLong("head"), help: "A head to run (repeatable; default: the setup's heads).")
+    var heads: [String] = []
+    @Option(help: "AdapterDrop: comma-separated layers whose adapters do not run, e.g. 0,1,2.")
+    var skipLayers: String?
+    @Option(name: .customLong("text"), help: "A text (repeatable; needs the model's tokenizer).")
+    var texts: [String] = []
+    @Option(help: "A JSONL file with one {\"text\": …[, \"text_pair\": …]} object per line.")
+    var input: String?
+    @Option(help: "Token ids as JSON: [[…], …] (ragged rows are padded) or […].")
+    var inputIds: String?
+    @Option(help: "Attention mask as JSON, same shape as --input-ids.")
+    var attentionMask: String?
+    @Option(help: "Token type ids as JSON, same shape as --input-ids.")
+    var tokenTypeIds: String?
+    @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second).")
+    var truncation: TruncationStrategy?
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print JSON: {\"heads\": [{\"name\", \"logits\", \"labels\"}]}.")
+    var json = false
+
+    func validate() throws {
+        let sources = [!texts.isEmpty, input != nil, inputIds != nil].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one of --text, --input FILE or --input-ids JSON") }
+        if inputIds == nil && (attentionMask != nil || tokenTypeIds != nil) {
+            throw ValidationError("--attention-mask and --token-type-ids go with --input-ids")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    static func parseSkipLayers(_ text: String) throws -> Set<Int> {
+        var out = Set<Int>()
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                throw CLIError("--skip-layers: \"\(part)\" is not an integer (expected e.g. 0,1,2)")
+            }
+            out.insert(v)
+        }
+        return out
+    }
+
+    func run() throws {
+        let setupValue = try AdapterComposition.parse(setup)
+        let skip = try skipLayers.map(Self.parseSkipLayers) ?? []
+        let adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters, fusionFolders: fusions,
+                                                    headFolders: headFolders)
+        let batch: EncoderInput
+        if let inputIds {
+            let ids = try Encode.parseRows(inputIds, option: "--input-ids")
+            let types = try tokenTypeIds.map { try Encode.parseRows($0, option: "--token-type-ids") }
+            var e = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: adapterModel.encoder.config.padTokenId ?? 0)
+            if let attentionMask {
+                let mask = try Encode.parseRows(attentionMask, option: "--attention-mask")
+                guard mask.map(\.count) == ids.map(\.count) else {
+                    throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
+                }
+                let seq = e.sequenceLength
+                e = try EncoderInput(batchSize: e.batchSize, sequenceLength: seq, inputIds: e.inputIds,
+                                     attentionMask: mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) },
+                                     tokenTypeIds: e.tokenTypeIds)
+            }
+            batch = e
+        } else {
+            let pretrained = try loadPretrained(model)
+            let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
+            batch = try pretrained.tokenize(inputs, truncation: truncation).1
+        }
+        let result = try adapterModel.predict(batch, setup: setupValue, heads: heads.isEmpty ? nil : heads, skipLayers: skip,
+                                              context: ComputeContext(threads: threads))
+        if json {
+            try printJSON(result)
+        } else {
+            for h in result.heads {
+                print("head \(h.name)")
+                for (i, (row, label)) in zip(h.logits, h.labels).enumerated() {
+                    print("  \(i)\t\(label)\t\(row.map { String(format: "%.5f", $0) }.joined(separator: " "))")
+                }
+            }
+        }
+    }
+}
