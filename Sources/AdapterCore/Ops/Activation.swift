@@ -78,11 +78,11 @@ public func activation(_ x: Tensor, _ activation: Activation, context: ComputeCo
 ///   - context: threads.
 public func activationBackward(_ outputGradient: Tensor, preactivation: Tensor, activation: Activation,
                                into inputGradient: inout Tensor, beta: Float = 0, context: ComputeContext) {
-    precondition(outputGradient.shape == preactivation.shape,
+    require(outputGradient.shape == preactivation.shape,
                  "activationBackward: dy \(outputGradient.shape) does not match x \(preactivation.shape)")
-    precondition(inputGradient.shape == preactivation.shape,
+    require(inputGradient.shape == preactivation.shape,
                  "activationBackward: dx \(inputGradient.shape) does not match x \(preactivation.shape)")
-    precondition(beta == 0 || beta == 1, "activationBackward: beta must be 0 or 1, got \(beta)")
+    require(beta == 0 || beta == 1, "activationBackward: beta must be 0 or 1, got \(beta)")
     let dy = outputGradient.contiguous(), x = preactivation.contiguous()
     inputGradient.prepareOutput(preserveContents: beta != 0)
     let n = x.count

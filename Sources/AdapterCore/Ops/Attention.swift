@@ -21,7 +21,7 @@
 /// - Returns: `[…, out]`, contiguous.
 public func tiledLinear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
                         residual: Tensor? = nil, context: ComputeContext) -> Tensor {
-    precondition(weight.rank == 2 && x.rank >= 1 && x.shape.last == weight.shape[1],
+    require(weight.rank == 2 && x.rank >= 1 && x.shape.last == weight.shape[1],
                  "tiledLinear: x \(x.shape) does not match weight \(weight.shape)")
     var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [weight.shape[0]])
     tiledLinear(x, weight: weight, bias: bias, activation: activation, residual: residual, into: &y, context: context)
@@ -33,7 +33,7 @@ public func tiledLinear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activa
 /// different tensor value sharing no storage; pass distinct buffers.
 public func tiledLinear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
                         residual: Tensor? = nil, into y: inout Tensor, context: ComputeContext) {
-    precondition(weight.rank == 2 && x.rank >= 1 && x.shape.last == weight.shape[1],
+    require(weight.rank == 2 && x.rank >= 1 && x.shape.last == weight.shape[1],
                  "tiledLinear: x \(x.shape) does not match weight \(weight.shape)")
     let w2 = BatchedMatrix(weight, op: "tiledLinear", name: "weight")
     let tb = !w2.storedTransposed, bp = w2.tensor.basePointer, ldb = w2.ld
@@ -60,9 +60,9 @@ func runTiledLinear(
 ) {
     let k = x.shape.last ?? 0, m = x.count / max(k, 1)
     let outShape = Array(x.shape.dropLast()) + [n]
-    precondition(y.shape == outShape, "\(op()): output \(y.shape) is not \(outShape)")
-    if let bias { precondition(bias.shape == [n], "\(op()): bias \(bias.shape) is not [\(n)]") }
-    if let residual { precondition(residual.shape == outShape, "\(op()): residual \(residual.shape) is not \(outShape)") }
+    require(y.shape == outShape, "\(op()): output \(y.shape) is not \(outShape)")
+    if let bias { require(bias.shape == [n], "\(op()): bias \(bias.shape) is not [\(n)]") }
+    if let residual { require(residual.shape == outShape, "\(op()): residual \(residual.shape) is not \(outShape)") }
     y.prepareOutput(preserveContents: false)
     if m == 0 || n == 0 { return }
     let x2 = BatchedMatrix(x.reshaped([m, k]), op: "tiledLinear", name: "x")
@@ -99,7 +99,7 @@ func runTiledLinear(
 public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: inout Tensor,
                       context: ComputeContext) {
     let cols = x.shape.last ?? 0, rows = cols == 0 ? 0 : x.count / cols
-    precondition(y.shape == x.shape && weight.shape == [cols] && bias.shape == [cols],
+    require(y.shape == x.shape && weight.shape == [cols] && bias.shape == [cols],
                  "layerNorm(into:): x \(x.shape), y \(y.shape), weight \(weight.shape), bias \(bias.shape) do not match")
     y.prepareOutput(preserveContents: false)
     let xc = x.contiguous(), wc = weight.contiguous(), bc = bias.contiguous()
@@ -133,7 +133,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, int
 /// - Returns: the attention context `[batch·seq, hidden]` (heads merged), contiguous.
 public func fusedSelfAttention(qkv: Tensor, mask: Tensor?, batch: Int, sequenceLength seq: Int, heads: Int,
                                scale: Float, context: ComputeContext) -> Tensor {
-    precondition(qkv.rank == 2, "fusedSelfAttention: qkv \(qkv.shape) must be [tokens, 3·hidden]")
+    require(qkv.rank == 2, "fusedSelfAttention: qkv \(qkv.shape) must be [tokens, 3·hidden]")
     var out = Tensor(uninitializedShape: [qkv.shape[0], qkv.shape[1] / 3])
     fusedSelfAttention(qkv: qkv, mask: mask, batch: batch, sequenceLength: seq, heads: heads, scale: scale,
                        into: &out, context: context)
@@ -144,11 +144,11 @@ public func fusedSelfAttention(qkv: Tensor, mask: Tensor?, batch: Int, sequenceL
 /// and contiguous).
 public func fusedSelfAttention(qkv: Tensor, mask: Tensor?, batch: Int, sequenceLength seq: Int, heads: Int,
                                scale: Float, into out: inout Tensor, context: ComputeContext) {
-    precondition(qkv.rank == 2 && qkv.shape[0] == batch * seq && heads > 0 && qkv.shape[1] % (3 * heads) == 0,
+    require(qkv.rank == 2 && qkv.shape[0] == batch * seq && heads > 0 && qkv.shape[1] % (3 * heads) == 0,
                  "fusedSelfAttention: qkv \(qkv.shape) is not [batch \(batch) · seq \(seq), 3 · heads \(heads) · d]")
-    if let mask { precondition(mask.shape == [batch, seq], "fusedSelfAttention: mask \(mask.shape) is not [\(batch), \(seq)]") }
+    if let mask { require(mask.shape == [batch, seq], "fusedSelfAttention: mask \(mask.shape) is not [\(batch), \(seq)]") }
     let hidden = qkv.shape[1] / 3, d = hidden / heads, ld = 3 * hidden
-    precondition(out.shape == [batch * seq, hidden], "fusedSelfAttention: output \(out.shape) is not [\(batch * seq), \(hidden)]")
+    require(out.shape == [batch * seq, hidden], "fusedSelfAttention: output \(out.shape) is not [\(batch * seq), \(hidden)]")
     out.prepareOutput(preserveContents: false)
     if batch == 0 || seq == 0 { return }
     let src = qkv.contiguous(), mc = mask?.contiguous()

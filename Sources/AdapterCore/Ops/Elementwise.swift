@@ -3,7 +3,7 @@
 /// Checks that `b` equals `a` in shape or matches its trailing dimensions (broadcast over the
 /// leading ones, e.g. position embeddings `[seq, hidden]` onto `[batch, seq, hidden]`).
 private func broadcastPeriod(_ a: Tensor, _ b: Tensor, op: String) -> Int {
-    precondition(b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
+    require(b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
                  "\(op): a \(a.shape) does not match b \(b.shape) (b must equal a or its trailing dimensions)")
     return b.count
 }
@@ -70,7 +70,7 @@ public func scaled(_ a: Tensor, by s: Float, context: ComputeContext) -> Tensor 
 
 /// `a += alpha · b` in place (gradient accumulation, residual gradients). Same shapes.
 public func accumulate(_ b: Tensor, into a: inout Tensor, alpha: Float = 1, context: ComputeContext) {
-    precondition(a.shape == b.shape, "accumulate: a \(a.shape) does not match b \(b.shape)")
+    require(a.shape == b.shape, "accumulate: a \(a.shape) does not match b \(b.shape)")
     a.prepareOutput(preserveContents: true)
     let bc = b.contiguous()
     let ap = a.mutableBasePointer, bp = bc.basePointer

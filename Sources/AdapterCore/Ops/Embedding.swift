@@ -9,10 +9,10 @@
 /// - Precondition: every index is in range (token ids are validated by the tokenizer/encoder, so an
 ///   out-of-range id here is a programmer error).
 public func gatherRows(_ table: Tensor, indices: [Int], context: ComputeContext) -> Tensor {
-    precondition(table.rank == 2, "gatherRows: table \(table.shape) must be [rows, cols]")
+    require(table.rank == 2, "gatherRows: table \(table.shape) must be [rows, cols]")
     let rows = table.shape[0], cols = table.shape[1]
     for (i, index) in indices.enumerated() {
-        precondition(index >= 0 && index < rows,
+        require(index >= 0 && index < rows,
                      "gatherRows: index \(index) at position \(i) is outside table \(table.shape)")
     }
     let t = table.contiguous()
@@ -41,11 +41,11 @@ public func gatherRows(_ table: Tensor, indices: [Int], context: ComputeContext)
 ///   - context: threads.
 public func scatterAddRows(_ outputGradient: Tensor, indices: [Int], into tableGradient: inout Tensor,
                            context: ComputeContext) {
-    precondition(tableGradient.rank == 2 && outputGradient.shape == [indices.count, tableGradient.shape[1]],
+    require(tableGradient.rank == 2 && outputGradient.shape == [indices.count, tableGradient.shape[1]],
                  "scatterAddRows: gradient \(outputGradient.shape) does not match \(indices.count) indices and table gradient \(tableGradient.shape)")
     let rows = tableGradient.shape[0], cols = tableGradient.shape[1]
     for (i, index) in indices.enumerated() {
-        precondition(index >= 0 && index < rows,
+        require(index >= 0 && index < rows,
                      "scatterAddRows: index \(index) at position \(i) is outside table \(tableGradient.shape)")
     }
     tableGradient.prepareOutput(preserveContents: true)

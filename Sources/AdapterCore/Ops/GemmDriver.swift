@@ -42,7 +42,7 @@ struct BatchedMatrix {
     let storedTransposed: Bool
 
     init(_ t: Tensor, op: String, name: String) {
-        precondition(t.rank >= 2, "\(op): \(name) \(t.shape) must have at least 2 dimensions")
+        require(t.rank >= 2, "\(op): \(name) \(t.shape) must have at least 2 dimensions")
         let r = t.rank
         var source = t
         let probe = GemmOperand.resolve(t.basePointer, rows: t.shape[r - 2], cols: t.shape[r - 1],
@@ -153,7 +153,7 @@ func runBatchedGemm(
     // A pre-packed B (same values as `b`, packed once) is used only by the hand-tuned kernels.
     let packed = backend == .kernels ? prepackedB : nil
     if let packed {
-        precondition(batch == 1 && (nTiles == 1 || grid.nTile % packed.granule == 0) && packed.n == n && packed.k == k,
+        require(batch == 1 && (nTiles == 1 || grid.nTile % packed.granule == 0) && packed.n == n && packed.k == k,
                      "\(op): pre-packed weight [k \(packed.k), n \(packed.n)] does not match the product (n \(n), k \(k))")
     }
     let workspace = backend == .kernels

@@ -18,12 +18,12 @@ private func asMatrix(_ t: Tensor, _ rows: Int, _ cols: Int) -> Tensor {
 
 /// Checks the linear shapes and returns (rows, in, out).
 private func linearShapes(_ x: Tensor, _ weight: Tensor, _ bias: Tensor?, op: String) -> (Int, Int, Int) {
-    precondition(weight.rank == 2, "\(op): weight \(weight.shape) must be [out, in]")
-    precondition(x.rank >= 1, "\(op): x \(x.shape) must have at least one dimension")
+    require(weight.rank == 2, "\(op): weight \(weight.shape) must be [out, in]")
+    require(x.rank >= 1, "\(op): x \(x.shape) must have at least one dimension")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
-    precondition(x.shape.last == inFeatures, "\(op): x \(x.shape) does not match weight \(weight.shape)")
+    require(x.shape.last == inFeatures, "\(op): x \(x.shape) does not match weight \(weight.shape)")
     if let bias {
-        precondition(bias.shape == [outFeatures], "\(op): bias \(bias.shape) does not match weight \(weight.shape)")
+        require(bias.shape == [outFeatures], "\(op): bias \(bias.shape) does not match weight \(weight.shape)")
     }
     return (x.shape.dropLast().reduce(1, *), inFeatures, outFeatures)
 }
@@ -77,7 +77,7 @@ public struct PackedWeight: Sendable {
     ///     training step (`linearBackward(_:input:weight:…)` with a `PackedWeight`); costs a second
     ///     copy of the weight.
     public init(_ weight: Tensor, packForBackward: Bool = false) {
-        precondition(weight.rank == 2, "PackedWeight: weight \(weight.shape) must be [out, in]")
+        require(weight.rank == 2, "PackedWeight: weight \(weight.shape) must be [out, in]")
         let w = weight.contiguous()
         self.weight = w
         let out = w.shape[0], inFeatures = w.shape[1]
@@ -116,7 +116,7 @@ private func linearForward(_ x: Tensor, weight: Tensor, packed: PackedBuffer?, b
     let outShape = Array(x.shape.dropLast()) + [outFeatures]
     var residual2D: Tensor? = nil
     if let residual {
-        precondition(residual.shape == outShape,
+        require(residual.shape == outShape,
                      "linear: residual \(residual.shape) does not match output \(outShape) (x \(x.shape), weight \(weight.shape))")
         residual2D = residual.reshaped([rows, outFeatures])
     }
@@ -148,7 +148,7 @@ private func preactivationGradient(_ dy: Tensor, activation: Activation, preacti
     guard let preactivation else {
         preconditionFailure("\(op): activation \(activation) needs the saved preactivation (linear(…, savePreactivation: true))")
     }
-    precondition(preactivation.shape == dy.shape,
+    require(preactivation.shape == dy.shape,
                  "\(op): preactivation \(preactivation.shape) does not match dy \(dy.shape)")
     return activationBackward(dy, preactivation: preactivation, activation: activation, context: context)
 }
@@ -211,7 +211,7 @@ private func linearBackwardCommon(_ dy: Tensor, input: Tensor, weight: Tensor, a
                                   preactivation: Tensor?, context: ComputeContext) -> Tensor {
     let (_, _, outFeatures) = linearShapes(input, weight, nil, op: "linearBackward")
     let outShape = Array(input.shape.dropLast()) + [outFeatures]
-    precondition(dy.shape == outShape,
+    require(dy.shape == outShape,
                  "linearBackward: dy \(dy.shape) does not match output \(outShape) (x \(input.shape), weight \(weight.shape))")
     return preactivationGradient(dy, activation: activation, preactivation: preactivation,
                                  op: "linearBackward", context: context)
@@ -247,12 +247,12 @@ public func linearBackward(_ outputGradient: Tensor, input: Tensor, weight: Pack
 private func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor, packed: PackedBuffer?,
                                  into inputGradient: inout Tensor, beta: Float, context: ComputeContext) {
     let g = preactivationGradient
-    precondition(weight.rank == 2 && g.shape.last == weight.shape[0],
+    require(weight.rank == 2 && g.shape.last == weight.shape[0],
                  "linearInputGradient: gradient \(g.shape) does not match weight \(weight.shape)")
     let rows = g.shape.dropLast().reduce(1, *), inFeatures = weight.shape[1]
-    precondition(inputGradient.shape == Array(g.shape.dropLast()) + [inFeatures],
+    require(inputGradient.shape == Array(g.shape.dropLast()) + [inFeatures],
                  "linearInputGradient: dx \(inputGradient.shape) does not match gradient \(g.shape) and weight \(weight.shape)")
-    precondition(beta == 0 || beta == 1, "linearInputGradient: beta must be 0 or 1, got \(beta)")
+    require(beta == 0 || beta == 1, "linearInputGradient: beta must be 0 or 1, got \(beta)")
     inputGradient.prepareOutput(preserveContents: beta != 0)
     let g2 = BatchedMatrix(asMatrix(g, rows, weight.shape[0]), op: "linearInputGradient", name: "gradient")
     let w2 = BatchedMatrix(weight, op: "linearInputGradient", name: "weight")
@@ -267,9 +267,9 @@ private func linearInputGradient(_ preactivationGradient: Tensor, weight: Tensor
 public func linearWeightGradient(_ preactivationGradient: Tensor, input: Tensor,
                                  accumulatingInto weightGradient: inout Tensor, context: ComputeContext) {
     let g = preactivationGradient
-    precondition(weightGradient.rank == 2, "linearWeightGradient: dW \(weightGradient.shape) must be [out, in]")
+    require(weightGradient.rank == 2, "linearWeightGradient: dW \(weightGradient.shape) must be [out, in]")
     let outFeatures = weightGradient.shape[0], inFeatures = weightGradient.shape[1]
-    precondition(g.shape.last == outFeatures && input.shape.last == inFeatures
+    require(g.shape.last == outFeatures && input.shape.last == inFeatures
                  && Array(g.shape.dropLast()) == Array(input.shape.dropLast()),
                  "linearWeightGradient: gradient \(g.shape) and x \(input.shape) do not match dW \(weightGradient.shape)")
     let rows = g.shape.dropLast().reduce(1, *)
@@ -285,7 +285,7 @@ public func linearWeightGradient(_ preactivationGradient: Tensor, input: Tensor,
 public func linearBiasGradient(_ preactivationGradient: Tensor, accumulatingInto biasGradient: inout Tensor,
                                context: ComputeContext) {
     let g = preactivationGradient
-    precondition(biasGradient.shape == [g.shape.last ?? 0],
+    require(biasGradient.shape == [g.shape.last ?? 0],
                  "linearBiasGradient: db \(biasGradient.shape) does not match gradient \(g.shape)")
     columnSums(g.reshaped([g.shape.dropLast().reduce(1, *), biasGradient.shape[0]]), accumulatingInto: &biasGradient,
                context: context)

@@ -27,15 +27,15 @@ public struct LossOutput: Sendable {
 ///     or equal to `ignoreIndex`.
 ///   - ignoreIndex: label value to skip (default −100 as in PyTorch), or nil.
 public func crossEntropyLoss(logits: Tensor, labels: [Int], ignoreIndex: Int? = -100) -> LossOutput {
-    precondition(logits.rank >= 1 && (logits.shape.last ?? 0) > 0,
+    require(logits.rank >= 1 && (logits.shape.last ?? 0) > 0,
                  "crossEntropyLoss: logits \(logits.shape) must be [..., classes] with classes > 0")
     let classes = logits.shape[logits.rank - 1], rows = logits.count / classes
-    precondition(labels.count == rows,
+    require(labels.count == rows,
                  "crossEntropyLoss: logits \(logits.shape) (\(rows) rows) does not match \(labels.count) labels")
     let x = logits.contiguous().scalars
     var counted = 0
     for (i, label) in labels.enumerated() where label != ignoreIndex {
-        precondition(label >= 0 && label < classes,
+        require(label >= 0 && label < classes,
                      "crossEntropyLoss: label \(label) at row \(i) is outside 0..<\(classes) (logits \(logits.shape))")
         counted += 1
     }
@@ -71,7 +71,7 @@ public func crossEntropyLoss(logits: Tensor, labels: [Int], ignoreIndex: Int? = 
 ///   - prediction: any shape.
 ///   - target: the same shape as `prediction`.
 public func mseLoss(prediction: Tensor, target: Tensor) -> LossOutput {
-    precondition(prediction.shape == target.shape,
+    require(prediction.shape == target.shape,
                  "mseLoss: prediction \(prediction.shape) does not match target \(target.shape)")
     let p = prediction.scalars, t = target.scalars
     let n = Double(max(p.count, 1))

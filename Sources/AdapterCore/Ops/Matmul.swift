@@ -6,16 +6,16 @@ private struct MatmulShapes {
     let batchShape: [Int]
 
     init(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, op: String) {
-        precondition(a.rank >= 2 && b.rank >= 2, "\(op): a \(a.shape) and b \(b.shape) must have at least 2 dimensions")
+        require(a.rank >= 2 && b.rank >= 2, "\(op): a \(a.shape) and b \(b.shape) must have at least 2 dimensions")
         let ar = a.rank, br = b.rank
         m = transposeA ? a.shape[ar - 1] : a.shape[ar - 2]
         let ka = transposeA ? a.shape[ar - 2] : a.shape[ar - 1]
         let kb = transposeB ? b.shape[br - 1] : b.shape[br - 2]
         n = transposeB ? b.shape[br - 2] : b.shape[br - 1]
-        precondition(ka == kb, "\(op): a \(a.shape)\(transposeA ? "ᵀ" : "") does not match b \(b.shape)\(transposeB ? "ᵀ" : "") (inner sizes \(ka) and \(kb))")
+        require(ka == kb, "\(op): a \(a.shape)\(transposeA ? "ᵀ" : "") does not match b \(b.shape)\(transposeB ? "ᵀ" : "") (inner sizes \(ka) and \(kb))")
         k = ka
         let ab = Array(a.shape.dropLast(2)), bb = Array(b.shape.dropLast(2))
-        precondition(ab == bb || ab.isEmpty || bb.isEmpty,
+        require(ab == bb || ab.isEmpty || bb.isEmpty,
                      "\(op): batch dimensions of a \(a.shape) and b \(b.shape) differ (only equal batches or a 2-D operand broadcast)")
         batchShape = ab.count >= bb.count ? ab : bb
     }
@@ -61,9 +61,9 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                    alpha: Float = 1, into c: inout Tensor, beta: Float = 0, context: ComputeContext) {
     let s = MatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB, op: "matmul")
-    precondition(c.shape == s.outputShape,
+    require(c.shape == s.outputShape,
                  "matmul: output \(c.shape) does not match a \(a.shape) × b \(b.shape) = \(s.outputShape)")
-    precondition(beta == 0 || beta == 1, "matmul: beta must be 0 or 1, got \(beta)")
+    require(beta == 0 || beta == 1, "matmul: beta must be 0 or 1, got \(beta)")
     c.prepareStridedOutput(preserveContents: beta != 0)
     let r = c.rank
     if !(c.strides[r - 1] == 1 || s.n <= 1) || (s.m > 1 && c.strides[r - 2] < s.n) {
@@ -105,10 +105,10 @@ public func matmulBackward(_ outputGradient: Tensor, a: Tensor, b: Tensor, trans
                            aGradient: inout Tensor, aBeta: Float = 0,
                            bGradient: inout Tensor, bBeta: Float = 0, context: ComputeContext) {
     let s = MatmulShapes(a, b, transposeA: transposeA, transposeB: transposeB, op: "matmulBackward")
-    precondition(outputGradient.shape == s.outputShape,
+    require(outputGradient.shape == s.outputShape,
                  "matmulBackward: dC \(outputGradient.shape) does not match a \(a.shape) × b \(b.shape) = \(s.outputShape)")
-    precondition(aGradient.shape == a.shape, "matmulBackward: dA \(aGradient.shape) does not match a \(a.shape)")
-    precondition(bGradient.shape == b.shape, "matmulBackward: dB \(bGradient.shape) does not match b \(b.shape)")
+    require(aGradient.shape == a.shape, "matmulBackward: dA \(aGradient.shape) does not match a \(a.shape)")
+    require(bGradient.shape == b.shape, "matmulBackward: dB \(bGradient.shape) does not match b \(b.shape)")
     let dc = outputGradient
     // dA: op(A) = A  -> dA = alpha dC op(B)^T ;  op(A) = A^T -> dA = alpha op(B) dC^T
     matmulGradient(transposeA ? b : dc, transposeA ? dc : b,

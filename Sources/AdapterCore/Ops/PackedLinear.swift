@@ -13,7 +13,7 @@
 /// - Returns: `[…, out]`, contiguous; bitwise equal to `linear(x, weight: weight.weight, …)`.
 public func tiledLinear(_ x: Tensor, weight: PackedWeight, bias: Tensor? = nil, activation: Activation = .none,
                         residual: Tensor? = nil, context: ComputeContext) -> Tensor {
-    precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
+    require(x.rank >= 1 && x.shape.last == weight.shape[1],
                  "tiledLinear: x \(x.shape) does not match packed weight \(weight.shape)")
     var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [weight.shape[0]])
     tiledLinear(x, weight: weight, bias: bias, activation: activation, residual: residual, into: &y, context: context)
@@ -28,7 +28,7 @@ public func tiledLinear(_ x: Tensor, weight: PackedWeight, bias: Tensor? = nil, 
                     context: context)
         return
     }
-    precondition(x.rank >= 1 && x.shape.last == weight.shape[1],
+    require(x.rank >= 1 && x.shape.last == weight.shape[1],
                  "tiledLinear: x \(x.shape) does not match packed weight \(weight.shape)")
     let buffer = weight.packed, packed = UnsafeRawPointer(buffer.pointer)
     withExtendedLifetime(buffer) {

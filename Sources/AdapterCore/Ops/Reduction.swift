@@ -9,9 +9,9 @@ let reductionRowChunk = 128
 /// rows in order into its own partial row, and the partials are added in chunk order (then added to
 /// `sums`). fp32 throughout.
 public func columnSums(_ x: Tensor, accumulatingInto sums: inout Tensor, context: ComputeContext) {
-    precondition(x.rank == 2, "columnSums: x \(x.shape) must be [rows, cols]")
+    require(x.rank == 2, "columnSums: x \(x.shape) must be [rows, cols]")
     let rows = x.shape[0], cols = x.shape[1]
-    precondition(sums.shape == [cols], "columnSums: sums \(sums.shape) does not match x \(x.shape)")
+    require(sums.shape == [cols], "columnSums: sums \(sums.shape) does not match x \(x.shape)")
     if rows == 0 || cols == 0 { return }
     let x = x.contiguous()
     sums.prepareOutput(preserveContents: true)
@@ -45,7 +45,7 @@ public func columnSums(_ x: Tensor, accumulatingInto sums: inout Tensor, context
 /// `Σ_i x[i, j]` over the rows of `x` `[rows, cols]`, as a `[cols]` tensor (see
 /// `columnSums(_:accumulatingInto:context:)` for the fixed summation order).
 public func columnSums(_ x: Tensor, context: ComputeContext) -> Tensor {
-    precondition(x.rank == 2, "columnSums: x \(x.shape) must be [rows, cols]")
+    require(x.rank == 2, "columnSums: x \(x.shape) must be [rows, cols]")
     var s = Tensor(zeros: [x.shape[1]])
     columnSums(x, accumulatingInto: &s, context: context)
     return s

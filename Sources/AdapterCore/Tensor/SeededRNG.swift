@@ -50,7 +50,7 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
     /// scaled to the interval).
     /// - Precondition: `lo < hi`.
     public mutating func uniform(_ lo: Float = 0, _ hi: Float = 1) -> Float {
-        precondition(lo < hi, "SeededRNG.uniform: empty interval [\(lo), \(hi))")
+        require(lo < hi, "SeededRNG.uniform: empty interval [\(lo), \(hi))")
         let u = Float(next() >> 40) * 0x1p-24
         let v = lo + (hi - lo) * u
         return v < hi ? v : hi.nextDown
@@ -100,7 +100,7 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
 /// x = m·2^e with m in [√½, √2), ln x = e·ln 2 + 2·atanh((m−1)/(m+1)), with the atanh series
 /// summed to 13 terms (|z| ≤ 0.172, so the truncation error is below 1e-20).
 func portableLog(_ x: Double) -> Double {
-    precondition(x > 0 && x.isFinite, "portableLog: \(x) is not positive and finite")
+    require(x > 0 && x.isFinite, "portableLog: \(x) is not positive and finite")
     var m = x.significand  // [1, 2)
     var e = Double(x.exponent)
     if m > 1.4142135623730951 {
@@ -148,7 +148,7 @@ extension Tensor {
     /// `rate == 0` gives all ones.
     /// - Precondition: `0 <= rate < 1`.
     public static func dropoutMask(shape: [Int], rate: Float, using rng: inout SeededRNG) -> Tensor {
-        precondition(rate >= 0 && rate < 1, "dropoutMask: rate \(rate) is not in [0, 1)")
+        require(rate >= 0 && rate < 1, "dropoutMask: rate \(rate) is not in [0, 1)")
         let keep = 1 / (1 - rate)
         return Tensor(shape: shape) { buffer in
             for i in buffer.indices { buffer[i] = rng.bernoulli(rate) ? 0 : keep }

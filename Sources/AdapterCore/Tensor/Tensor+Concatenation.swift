@@ -5,16 +5,16 @@ extension Tensor {
     /// E.g. `[2, 3]` and `[4, 3]` along 0 give `[6, 3]`.
     /// - Precondition: at least one tensor, equal ranks, equal sizes off `axis`, `0 <= axis < rank`.
     public init(concatenating tensors: [Tensor], alongAxis axis: Int = 0) {
-        precondition(!tensors.isEmpty, "Tensor(concatenating:): no tensors")
+        require(!tensors.isEmpty, "Tensor(concatenating:): no tensors")
         let first = tensors[0]
-        precondition(axis >= 0 && axis < first.rank, "Tensor(concatenating:): axis \(axis) out of range for \(first.shape)")
+        require(axis >= 0 && axis < first.rank, "Tensor(concatenating:): axis \(axis) out of range for \(first.shape)")
         var shape = first.shape
         shape[axis] = 0
         for t in tensors {
             var s = t.shape
-            precondition(s.count == first.rank, "Tensor(concatenating:): \(t.shape) does not match \(first.shape)")
+            require(s.count == first.rank, "Tensor(concatenating:): \(t.shape) does not match \(first.shape)")
             s[axis] = first.shape[axis]
-            precondition(s == first.shape, "Tensor(concatenating:): \(t.shape) does not match \(first.shape) off axis \(axis)")
+            require(s == first.shape, "Tensor(concatenating:): \(t.shape) does not match \(first.shape) off axis \(axis)")
             shape[axis] += t.shape[axis]
         }
         self.init(uninitializedShape: shape, op: "Tensor(concatenating:)")
@@ -39,10 +39,10 @@ extension Tensor {
     /// `[tokens, n, hidden]`).
     /// - Precondition: at least one tensor, all of the same shape, `0 <= axis <= rank`.
     public init(stacking tensors: [Tensor], alongAxis axis: Int = 0) {
-        precondition(!tensors.isEmpty, "Tensor(stacking:): no tensors")
+        require(!tensors.isEmpty, "Tensor(stacking:): no tensors")
         let s = tensors[0].shape
-        precondition(axis >= 0 && axis <= s.count, "Tensor(stacking:): axis \(axis) out of range for \(s)")
-        for t in tensors { precondition(t.shape == s, "Tensor(stacking:): \(t.shape) does not match \(s)") }
+        require(axis >= 0 && axis <= s.count, "Tensor(stacking:): axis \(axis) out of range for \(s)")
+        for t in tensors { require(t.shape == s, "Tensor(stacking:): \(t.shape) does not match \(s)") }
         let expanded = Array(s[..<axis]) + [1] + Array(s[axis...])
         self.init(concatenating: tensors.map { $0.reshaped(expanded) }, alongAxis: axis)
     }

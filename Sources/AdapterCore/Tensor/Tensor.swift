@@ -68,7 +68,7 @@ public struct Tensor: Sendable {
     /// - Precondition: `scalars.count` equals the element count of `shape`.
     public init(shape: [Int], scalars: [Float]) {
         self.init(uninitializedShape: shape, op: "Tensor(shape:scalars:)")
-        precondition(scalars.count == count,
+        require(scalars.count == count,
                      "Tensor(shape:scalars:): shape \(shape) holds \(count) elements, got \(scalars.count) scalars")
         scalars.withUnsafeBufferPointer { src in
             if let s = src.baseAddress { storage.base.update(from: s, count: count) }
@@ -127,7 +127,7 @@ public struct Tensor: Sendable {
     /// valid only inside `body`.
     /// - Precondition: `isContiguous` (call `contiguous()` first otherwise).
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        precondition(isContiguous, "Tensor.withUnsafeBufferPointer: tensor \(shape) with strides \(strides) is not contiguous")
+        require(isContiguous, "Tensor.withUnsafeBufferPointer: tensor \(shape) with strides \(strides) is not contiguous")
         return try withExtendedLifetime(storage) {
             try body(UnsafeBufferPointer(start: storage.base + offset, count: count))
         }
@@ -143,7 +143,7 @@ public struct Tensor: Sendable {
         let start = storage.base + offset
         var buffer = UnsafeMutableBufferPointer(start: start, count: count)
         defer {
-            precondition(buffer.baseAddress == start && buffer.count == count,
+            require(buffer.baseAddress == start && buffer.count == count,
                          "Tensor.withUnsafeMutableBufferPointer: the closure replaced the buffer")
         }
         return try withExtendedLifetime(storage) { try body(&buffer) }
@@ -163,11 +163,11 @@ public struct Tensor: Sendable {
 
     @usableFromInline
     func elementOffset(_ indices: [Int]) -> Int {
-        precondition(indices.count == shape.count,
+        require(indices.count == shape.count,
                      "Tensor subscript: \(indices.count) indices for a tensor of shape \(shape)")
         var o = offset
         for d in 0..<indices.count {
-            precondition(indices[d] >= 0 && indices[d] < shape[d],
+            require(indices[d] >= 0 && indices[d] < shape[d],
                          "Tensor subscript: index \(indices) out of range for shape \(shape)")
             o += indices[d] * strides[d]
         }
@@ -182,15 +182,15 @@ public struct Tensor: Sendable {
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var resolved = newShape
         if let inferred = newShape.firstIndex(of: -1) {
-            precondition(newShape.filter({ $0 == -1 }).count == 1,
+            require(newShape.filter({ $0 == -1 }).count == 1,
                          "reshaped: more than one -1 in \(newShape)")
             let known = newShape.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
-            precondition(known > 0 && count % known == 0,
+            require(known > 0 && count % known == 0,
                          "reshaped: cannot reshape \(shape) into \(newShape)")
             resolved[inferred] = count / known
         }
         let n = Tensor.elementCount(of: resolved, op: "reshaped")
-        precondition(n == count, "reshaped: tensor \(shape) (\(count) elements) does not match shape \(newShape) (\(n) elements)")
+        require(n == count, "reshaped: tensor \(shape) (\(count) elements) does not match shape \(newShape) (\(n) elements)")
         let source = isContiguous ? self : contiguous()
         return Tensor(storage: source.storage, offset: source.offset, shape: resolved,
                       strides: Tensor.contiguousStrides(for: resolved))
@@ -199,7 +199,7 @@ public struct Tensor: Sendable {
     /// The transpose of a 2-D tensor `[rows, cols]` as a `[cols, rows]` view (strides swapped).
     /// - Precondition: `rank == 2`.
     public func transposed() -> Tensor {
-        precondition(rank == 2, "transposed: tensor \(shape) is not 2-D (use permuted(_:))")
+        require(rank == 2, "transposed: tensor \(shape) is not 2-D (use permuted(_:))")
         return Tensor(storage: storage, offset: offset, shape: [shape[1], shape[0]], strides: [strides[1], strides[0]])
     }
 
@@ -208,7 +208,7 @@ public struct Tensor: Sendable {
     /// is `[batch, heads, seq, headDim]`.
     /// - Precondition: `axes` is a permutation of `0..<rank`.
     public func permuted(_ axes: [Int]) -> Tensor {
-        precondition(axes.count == rank && Set(axes) == Set(0..<rank),
+        require(axes.count == rank && Set(axes) == Set(0..<rank),
                      "permuted: \(axes) is not a permutation of the dimensions of \(shape)")
         return Tensor(storage: storage, offset: offset, shape: axes.map { shape[$0] }, strides: axes.map { strides[$0] })
     }
@@ -216,8 +216,8 @@ public struct Tensor: Sendable {
     /// A view of rows `rows` along dimension 0 (`[rows.count, …]`).
     /// - Precondition: `rank >= 1` and `rows` lies within `0...shape[0]`.
     public func slice(rows: Range<Int>) -> Tensor {
-        precondition(rank >= 1, "slice(rows:): tensor is zero-dimensional")
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= shape[0],
+        require(rank >= 1, "slice(rows:): tensor is zero-dimensional")
+        require(rows.lowerBound >= 0 && rows.upperBound <= shape[0],
                      "slice(rows:): rows \(rows) out of range for shape \(shape)")
         var s = shape
         s[0] = rows.count
@@ -230,8 +230,8 @@ public struct Tensor: Sendable {
     /// `selecting(0, alongAxis: 1)`, a `[batch, hidden]` view with row stride `seq·hidden`.
     /// - Precondition: `0 <= axis < rank` and `0 <= index < shape[axis]`.
     public func selecting(_ index: Int, alongAxis axis: Int = 0) -> Tensor {
-        precondition(axis >= 0 && axis < rank, "selecting: axis \(axis) out of range for shape \(shape)")
-        precondition(index >= 0 && index < shape[axis], "selecting: index \(index) out of range for shape \(shape) along axis \(axis)")
+        require(axis >= 0 && axis < rank, "selecting: axis \(axis) out of range for shape \(shape)")
+        require(index >= 0 && index < shape[axis], "selecting: index \(index) out of range for shape \(shape) along axis \(axis)")
         var s = shape, st = strides
         s.remove(at: axis)
         st.remove(at: axis)
@@ -265,9 +265,9 @@ public struct Tensor: Sendable {
     static func elementCount(of shape: [Int], op: String) -> Int {
         var n = 1
         for s in shape {
-            precondition(s >= 0, "\(op): negative dimension in shape \(shape)")
+            require(s >= 0, "\(op): negative dimension in shape \(shape)")
             let (p, overflow) = n.multipliedReportingOverflow(by: s)
-            precondition(!overflow, "\(op): shape \(shape) overflows Int")
+            require(!overflow, "\(op): shape \(shape) overflows Int")
             n = p
         }
         return n
@@ -304,7 +304,7 @@ public struct Tensor: Sendable {
 
     /// Copies `source`'s elements (same shape) into self, which must own its storage uniquely.
     mutating func copyElements(from source: Tensor) {
-        precondition(source.shape == shape, "copy: shape \(source.shape) does not match \(shape)")
+        require(source.shape == shape, "copy: shape \(source.shape) does not match \(shape)")
         let dst = storage.base, src = source.storage.base
         if isContiguous && source.isContiguous {
             (dst + offset).update(from: src + source.offset, count: count)

@@ -18,7 +18,7 @@ final class TensorStorage: @unchecked Sendable {
     /// Allocates `capacity` elements (uninitialised contents; fp32 has no invalid bit patterns).
     @usableFromInline
     init(capacity: Int) {
-        precondition(capacity >= 0, "TensorStorage: negative capacity \(capacity)")
+        require(capacity >= 0, "TensorStorage: negative capacity \(capacity)")
         self.capacity = capacity
         // Round up to whole cache lines so SIMD loops may overrun into the padding harmlessly.
         let bytes = max((capacity * MemoryLayout<Float>.stride + tensorAlignment - 1) / tensorAlignment, 1)

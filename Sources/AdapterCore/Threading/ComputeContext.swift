@@ -49,7 +49,7 @@ public final class ComputeContext: @unchecked Sendable {
     ///   - gemmBackend: the matrix-product implementation (default: the hand-tuned kernels).
     /// - Precondition: `threads >= 1`.
     public init(threads: Int = ComputeContext.activeProcessorCount, gemmBackend: GemmBackend = .kernels) {
-        precondition(threads >= 1, "ComputeContext: threads must be >= 1, got \(threads)")
+        require(threads >= 1, "ComputeContext: threads must be >= 1, got \(threads)")
         self.threads = threads
         self.gemmBackend = gemmBackend
         workspaces = Array(repeating: nil, count: threads)

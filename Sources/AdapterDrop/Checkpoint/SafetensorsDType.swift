@@ -1,4 +1,5 @@
 // Element types of safetensors tensors and the bit-exact conversions between them and fp32.
+import AdapterCore
 
 /// The element types this package reads and writes, spelled as in the safetensors header.
 ///
@@ -111,7 +112,7 @@ func decodeFloats(
     _ source: UnsafeRawBufferPointer, dtype: SafetensorsDType, into destination: UnsafeMutableBufferPointer<Float>
 ) {
     let count = destination.count
-    precondition(source.count >= count * dtype.itemSize, "decodeFloats: \(source.count) bytes for \(count) \(dtype)")
+    require(source.count >= count * dtype.itemSize, "decodeFloats: \(source.count) bytes for \(count) \(dtype)")
     guard count > 0, let out = destination.baseAddress, let base = source.baseAddress else { return }
     switch dtype {
     case .f32:
@@ -144,7 +145,7 @@ func decodeFloats(
 /// mantissa zero → Inf, else NaN). Plain loops per dtype so that debug builds stay usable on large checkpoints.
 func countNonFinite(_ source: UnsafeRawBufferPointer, dtype: SafetensorsDType, count: Int) -> (nan: Int, infinity: Int) {
     guard count > 0, let base = source.baseAddress else { return (0, 0) }
-    precondition(source.count >= count * dtype.itemSize, "countNonFinite: \(source.count) bytes for \(count) \(dtype)")
+    require(source.count >= count * dtype.itemSize, "countNonFinite: \(source.count) bytes for \(count) \(dtype)")
     var nans = 0
     var infinities = 0
     switch dtype {

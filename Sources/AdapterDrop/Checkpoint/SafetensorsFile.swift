@@ -1,4 +1,5 @@
 // Memory-mapped, validating reader for safetensors files.
+import AdapterCore
 import Foundation
 import Logging
 
@@ -264,7 +265,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard info.dtype.isFloatingPoint else {
             throw SafetensorsError.dtypeMismatch(file: url.path, tensor: name, dtype: info.dtype.rawValue, requested: "float")
         }
-        precondition(destination.count == info.elementCount,
+        require(destination.count == info.elementCount,
                      "readFloats(\(name)): destination has \(destination.count) elements, tensor \(info.shape) has \(info.elementCount)")
         try withRawBytes(of: name) { raw in decodeFloats(raw, dtype: info.dtype, into: destination) }
         if options.rejectNonFinite {

@@ -149,7 +149,7 @@ public struct CompositionHook: SublayerHook {
                 orig = originalBatch
                 state = state.repeated(channels)
             } else {
-                precondition(state.rows % (channels * s.seq) == 0,
+                require(state.rows % (channels * s.seq) == 0,
                              "Parallel: \(state.rows / s.seq) sequences are not divisible by \(channels) channels")
                 orig = state.rows / s.seq / channels
             }
@@ -160,7 +160,7 @@ public struct CompositionHook: SublayerHook {
             }
             return State.concatenated(parts)
         case let .batchSplit(children, sizes):
-            precondition(sizes.reduce(0, +) * s.seq == state.rows,
+            require(sizes.reduce(0, +) * s.seq == state.rows,
                          "BatchSplit: sizes \(sizes) do not sum to the batch \(state.rows / s.seq) (validated by AdapterModel)")
             let state = preBlock(block.first, state, s)
             var start = 0

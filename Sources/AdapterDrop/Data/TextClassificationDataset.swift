@@ -38,7 +38,7 @@ public struct DatasetLoadOptions: Sendable, Equatable {
     /// - Parameters: see the properties.
     public init(format: DatasetFormat? = nil, maxFileBytes: Int = 256 << 20, textField: String = "text",
                 textPairField: String = "text_pair", labelField: String = "label") {
-        precondition(maxFileBytes >= 0, "DatasetLoadOptions: maxFileBytes must be >= 0, got \(maxFileBytes)")
+        require(maxFileBytes >= 0, "DatasetLoadOptions: maxFileBytes must be >= 0, got \(maxFileBytes)")
         self.format = format
         self.maxFileBytes = maxFileBytes
         self.textField = textField
@@ -86,7 +86,7 @@ public struct TextClassificationDataset: Sendable {
     /// - Precondition: every `examples[i].label` is in `0..<labels.count`.
     public init(labels: [String], examples: [TextExample], source: String = "<memory>") {
         for example in examples {
-            precondition(labels.indices.contains(example.label),
+            require(labels.indices.contains(example.label),
                          "TextClassificationDataset: label index \(example.label) outside 0..<\(labels.count)")
         }
         self.labels = labels
@@ -190,7 +190,7 @@ public struct TextClassificationDataset: Sendable {
     /// - Returns: batches of examples; the concatenation is a permutation of `examples` (minus a dropped tail).
     public func batches(size: Int, shuffleSeed: UInt64? = nil, epoch: Int = 0,
                         dropLast: Bool = false) -> [[TextExample]] {
-        precondition(size >= 1, "TextClassificationDataset.batches: size must be >= 1, got \(size)")
+        require(size >= 1, "TextClassificationDataset.batches: size must be >= 1, got \(size)")
         let order = shuffleSeed.map { SeededPermutation.indices(count: examples.count, seed: $0,
                                                                   stream: UInt64(truncatingIfNeeded: epoch)) }
             ?? Array(examples.indices)
@@ -225,7 +225,7 @@ public enum SeededPermutation {
     /// A permutation of `0..<count` by Fisher–Yates with `SeededRNG(seed:stream:)` and rejection-sampled
     /// bounded integers (no modulo bias).
     public static func indices(count: Int, seed: UInt64, stream: UInt64 = 0) -> [Int] {
-        precondition(count >= 0, "SeededPermutation.indices: count must be >= 0, got \(count)")
+        require(count >= 0, "SeededPermutation.indices: count must be >= 0, got \(count)")
         var order = Array(0..<count)
         var rng = SeededRNG(seed: seed, stream: stream)
         var i = count - 1

@@ -290,7 +290,7 @@ public struct BertEncoder: Sendable {
                 x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
                 let newBatch = seq == 0 ? batch : x.shape[0] / seq
                 if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
-                    precondition(newBatch % input.batchSize == 0,
+                    require(newBatch % input.batchSize == 0,
                                  "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
                     batch = newBatch
                     mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))

@@ -12,7 +12,7 @@ public enum Pooling {
 
     /// The first token of every sequence: `[batch, seq, hidden]` → `[batch, hidden]`.
     public static func first(_ states: Tensor) -> Tensor {
-        precondition(states.rank == 3, "Pooling.first: states \(states.shape) must be [batch, seq, hidden]")
+        require(states.rank == 3, "Pooling.first: states \(states.shape) must be [batch, seq, hidden]")
         let batch = states.shape[0], seq = states.shape[1], hidden = states.shape[2]
         let s = states.contiguous()
         return s.withUnsafeBufferPointer { p in
@@ -31,9 +31,9 @@ public enum Pooling {
     ///   - attentionMask: `[batch, seq]` of 0/1.
     /// - Returns: `[batch, hidden]`.
     public static func mean(_ states: Tensor, attentionMask: [Int]) -> Tensor {
-        precondition(states.rank == 3, "Pooling.mean: states \(states.shape) must be [batch, seq, hidden]")
+        require(states.rank == 3, "Pooling.mean: states \(states.shape) must be [batch, seq, hidden]")
         let batch = states.shape[0], seq = states.shape[1], hidden = states.shape[2]
-        precondition(attentionMask.count == batch * seq,
+        require(attentionMask.count == batch * seq,
                      "Pooling.mean: mask of \(attentionMask.count) values does not match states \(states.shape)")
         let s = states.contiguous()
         return s.withUnsafeBufferPointer { p in
@@ -54,7 +54,7 @@ public enum Pooling {
 
     /// Rows divided by their L2 norm (`torch.nn.functional.normalize`, eps 1e-12): `[n, d]` → `[n, d]`.
     public static func l2Normalized(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 2, "Pooling.l2Normalized: x \(x.shape) must be [rows, features]")
+        require(x.rank == 2, "Pooling.l2Normalized: x \(x.shape) must be [rows, features]")
         let rows = x.shape[0], d = x.shape[1]
         let c = x.contiguous()
         return c.withUnsafeBufferPointer { p in

@@ -15,7 +15,7 @@ public enum AdapterDropPolicy: Sendable, Equatable {
 
     /// Robust AdapterDrop over the paper's range `0...L−1`.
     public static func robust(numberOfLayers: Int) -> AdapterDropPolicy {
-        precondition(numberOfLayers >= 1, "AdapterDropPolicy.robust: numberOfLayers \(numberOfLayers) must be ≥ 1")
+        require(numberOfLayers >= 1, "AdapterDropPolicy.robust: numberOfLayers \(numberOfLayers) must be ≥ 1")
         return .robust(droppedLayers: 0...(numberOfLayers - 1))
     }
 
@@ -30,7 +30,7 @@ public enum AdapterDropPolicy: Sendable, Equatable {
 
     /// The layers without adapters when `n` layers are dropped: `[0, …, n−1]` (AdapterHub `skip_layers`).
     public static func skippedLayers(dropping n: Int) -> [Int] {
-        precondition(n >= 0, "AdapterDropPolicy.skippedLayers: n \(n) must be ≥ 0")
+        require(n >= 0, "AdapterDropPolicy.skippedLayers: n \(n) must be ≥ 0")
         return Array(0..<n)
     }
 }
@@ -60,7 +60,7 @@ public struct AdapterDropSampler: Sendable {
     ///   - numberOfLayers: L.
     ///   - seed: generator seed (stream 0x41445250, "ADRP", independent of dropout streams seeded alike).
     public init(policy: AdapterDropPolicy, numberOfLayers: Int, seed: UInt64) {
-        precondition(policy.validate(numberOfLayers: numberOfLayers),
+        require(policy.validate(numberOfLayers: numberOfLayers),
                      "AdapterDropSampler: policy \(policy) does not fit a model with \(numberOfLayers) layers")
         self.policy = policy
         self.numberOfLayers = numberOfLayers

@@ -1,5 +1,6 @@
 // The structured results that `ReportWriter` turns into results/<run>/{report.md, results.json, *.png}:
 // tables of named columns, line plots of named series, heat maps, run settings and the seed.
+import AdapterCore
 import Foundation
 
 /// One table cell: text, an integer, or a number shown with a fixed count of decimals.
@@ -75,7 +76,7 @@ public struct ReportTable: Sendable, Equatable, Codable {
     /// - Precondition: every row has `columns.count` cells.
     public init(title: String, columns: [String], rows: [[ReportValue]], note: String? = nil) {
         for (index, row) in rows.enumerated() {
-            precondition(row.count == columns.count,
+            require(row.count == columns.count,
                          "ReportTable \"\(title)\": row \(index) has \(row.count) cells for \(columns.count) columns")
         }
         self.title = title
@@ -177,10 +178,10 @@ public struct ReportHeatMap: Sendable, Equatable, Codable {
     public init(name: String, title: String, xLabel: String, yLabel: String, columnLabels: [String],
                 rowLabels: [String], values: [[Double]], valueLabel: String,
                 valueRange: ClosedRange<Double>? = nil, decimals: Int = 2) {
-        precondition(values.count == rowLabels.count,
+        require(values.count == rowLabels.count,
                      "ReportHeatMap \"\(name)\": \(values.count) rows of values for \(rowLabels.count) row labels")
         for (index, row) in values.enumerated() {
-            precondition(row.count == columnLabels.count,
+            require(row.count == columnLabels.count,
                          "ReportHeatMap \"\(name)\": row \(index) has \(row.count) values for \(columnLabels.count) columns")
         }
         self.name = name

@@ -1,4 +1,5 @@
 /// A set of Unicode scalars stored as sorted inclusive ranges, with a bitmap for the Latin-1 block.
+import AdapterCore
 struct ScalarSet: Sendable {
     private let starts: [UInt32]
     private let ends: [UInt32]
@@ -17,7 +18,7 @@ struct ScalarSet: Sendable {
             starts.append(a)
             ends.append(b)
         }
-        precondition(zip(starts.dropFirst(), ends).allSatisfy { $0 > $1 }, "table not sorted")
+        require(zip(starts.dropFirst(), ends).allSatisfy { $0 > $1 }, "table not sorted")
         self.starts = starts
         self.ends = ends
         var low = [Bool](repeating: false, count: 256)

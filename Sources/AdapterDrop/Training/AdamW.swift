@@ -41,8 +41,8 @@ public struct AdamW: Sendable {
     /// - Precondition: `0 ≤ β < 1`, `ε ≥ 0`, `λ ≥ 0`.
     public init(betas: (Double, Double) = (0.9, 0.999), epsilon: Double = 1e-8, weightDecay: Double = 0.01,
                 weightDecayOverrides: [String: Double] = [:]) {
-        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "AdamW: betas \(betas) not in [0, 1)")
-        precondition(epsilon >= 0 && weightDecay >= 0, "AdamW: epsilon \(epsilon) and weight decay \(weightDecay) must be ≥ 0")
+        require(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "AdamW: betas \(betas) not in [0, 1)")
+        require(epsilon >= 0 && weightDecay >= 0, "AdamW: epsilon \(epsilon) and weight decay \(weightDecay) must be ≥ 0")
         self.betas = betas
         self.epsilon = epsilon
         self.weightDecay = weightDecay
@@ -72,7 +72,7 @@ public struct AdamW: Sendable {
     ///   - name: the key of its state and weight decay.
     ///   - gradient: same shape as `parameter`.
     public mutating func update(_ parameter: inout Tensor, name: String, gradient: Tensor, learningRate: Double) {
-        precondition(parameter.shape == gradient.shape,
+        require(parameter.shape == gradient.shape,
                      "AdamW.update: \(name) has shape \(parameter.shape), gradient \(gradient.shape)")
         var state = states[name] ?? ParameterState(step: 0, firstMoment: Tensor(zeros: parameter.shape),
                                                    secondMoment: Tensor(zeros: parameter.shape))

@@ -96,7 +96,7 @@ extension BertEncoder {
         let w = weights.layers[l], pw = packedWeights?.layers[l]
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
         let rows = batch * seq
-        precondition(x.shape == [rows, hidden], "trainingLayerForward: x \(x.shape) is not [\(rows), \(hidden)]")
+        require(x.shape == [rows, hidden], "trainingLayerForward: x \(x.shape) is not [\(rows), \(hidden)]")
         func split(_ t: Tensor) -> Tensor { t.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
         let q = split(forwardLinear(x, w.queryWeight, pw?.query, w.queryBias, context: context).output)
         let k = split(forwardLinear(x, w.keyWeight, pw?.key, w.keyBias, context: context).output)
@@ -171,7 +171,7 @@ extension BertEncoder {
         if let trainable, let out = trainable.trainingForward(
             layer: l, location: location, hidden: h, residual: a, layerNorm: norm, batch: batch,
             sequenceLength: seq, saveForBackward: save, dropout: dropout, rng: &rng, context: context) {
-            precondition(out.output.shape == h.shape,
+            require(out.output.shape == h.shape,
                          "trainingLayerForward: module at layer \(l) \(location.rawValue) returned \(out.output.shape), expected \(h.shape) (no batch replication while training)")
             return (out.output, save ? .module(out.saved) : nil)
         }
@@ -236,7 +236,7 @@ extension BertEncoder {
         let l = state.layer, w = weights.layers[l], pw = packedWeights?.layers[l]
         let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
-        precondition(outputGradient.shape == [rows, hidden],
+        require(outputGradient.shape == [rows, hidden],
                      "trainingLayerBackward: dy \(outputGradient.shape) is not [\(rows), \(hidden)]")
         // Output location and FFN.
         var (dh2, dx1) = residualNormBackward(l, .output, outputGradient, state.outputSublayer, trainable: trainable,

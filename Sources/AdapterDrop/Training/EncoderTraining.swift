@@ -69,7 +69,7 @@ extension BertEncoder {
                                 context: ComputeContext) -> EncoderTrainingTape {
         let n = config.numHiddenLayers
         let lowest = lowestTrainedLayer ?? self.lowestTrainedLayer(trainable: trainable)
-        precondition(lowest >= 0 && lowest <= n, "trainingForward: lowest trained layer \(lowest) not in 0…\(n)")
+        require(lowest >= 0 && lowest <= n, "trainingForward: lowest trained layer \(lowest) not in 0…\(n)")
         var h = x, lowestInput = x
         var states: [LayerTrainingState] = []
         states.reserveCapacity(n - lowest)
@@ -101,7 +101,7 @@ extension BertEncoder {
                                  packedWeights: PackedTrainingWeights? = nil,
                                  context: ComputeContext) -> Tensor {
         if var all = layerNormGradients {
-            precondition(all.count == config.numHiddenLayers,
+            require(all.count == config.numHiddenLayers,
                          "trainingBackward: \(all.count) LayerNorm gradient entries for \(config.numHiddenLayers) layers")
             layerNormGradients = nil  // keep the entries uniquely owned while accumulating
             var g = outputGradient

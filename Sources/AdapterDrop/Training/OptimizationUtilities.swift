@@ -18,7 +18,7 @@ public struct LinearWarmupSchedule: Sendable, Equatable {
 
     /// - Precondition: `warmupSteps ≥ 0`, `totalSteps ≥ 0`.
     public init(baseLearningRate: Double, warmupSteps: Int, totalSteps: Int) {
-        precondition(warmupSteps >= 0 && totalSteps >= 0,
+        require(warmupSteps >= 0 && totalSteps >= 0,
                      "LinearWarmupSchedule: warmup \(warmupSteps) and total \(totalSteps) must be ≥ 0")
         self.baseLearningRate = baseLearningRate
         self.warmupSteps = warmupSteps
@@ -52,7 +52,7 @@ public struct LinearWarmupSchedule: Sendable, Equatable {
 ///   gradients, which are then scaled by NaN or 0 as in torch (`error_if_nonfinite=False`).
 @discardableResult
 public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Double, context: ComputeContext) -> Float {
-    precondition(maxNorm > 0, "clipGradientNorm: maxNorm \(maxNorm) must be > 0")
+    require(maxNorm > 0, "clipGradientNorm: maxNorm \(maxNorm) must be > 0")
     var total = 0.0
     for name in gradients.keys.sorted() {
         let norm = gradients[name]!.withUnsafeBufferPointer { g in
@@ -90,7 +90,7 @@ public struct GradientAccumulator: Sendable {
             let g = micro[name]!
             if var sum = gradients[name] {
                 gradients[name] = nil
-                precondition(sum.shape == g.shape, "GradientAccumulator: \(name) \(g.shape) vs earlier \(sum.shape)")
+                require(sum.shape == g.shape, "GradientAccumulator: \(name) \(g.shape) vs earlier \(sum.shape)")
                 accumulate(g, into: &sum, alpha: scale, context: context)
                 gradients[name] = sum
             } else {

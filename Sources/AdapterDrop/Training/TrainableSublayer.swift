@@ -13,7 +13,7 @@ public struct EncoderDropout: Sendable, Equatable {
 
     /// - Precondition: both rates are in `[0, 1)`.
     public init(hidden: Float, attentionProbabilities: Float) {
-        precondition(hidden >= 0 && hidden < 1 && attentionProbabilities >= 0 && attentionProbabilities < 1,
+        require(hidden >= 0 && hidden < 1 && attentionProbabilities >= 0 && attentionProbabilities < 1,
                      "EncoderDropout: rates hidden \(hidden), attention \(attentionProbabilities) must be in [0, 1)")
         self.hidden = hidden
         self.attentionProbabilities = attentionProbabilities
