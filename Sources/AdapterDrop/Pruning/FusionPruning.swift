@@ -77,3 +77,23 @@ extension AdapterModel {
         return (table, try pruningFusion(fusionName, keeping: try table.adaptersToKeep(keep, scope: scope), name: name))
     }
 }
+
+extension PrunedFusionModel {
+    /// Writes the pruned artefacts with the AdapterHub writers: `folder/<fusion name>/` (the pruned fusion) and
+    /// `folder/<adapter>/` for each kept adapter (with the head of the same name, if any). Each loads like
+    /// any saved fusion or adapter (load the adapters first).
+    /// - Returns: the folders written, fusion first.
+    /// - Throws: I/O errors of the writers.
+    @discardableResult
+    public func save(to folder: URL) throws -> [URL] {
+        let fusionURL = folder.appendingPathComponent(fusion.name)
+        try fusion.save(to: fusionURL, model: model.modelDescription)
+        var written = [fusionURL]
+        for a in fusion.adapterNames {
+            let url = folder.appendingPathComponent(a)
+            try model.saveAdapter(a, to: url)
+            written.append(url)
+        }
+        return written
+    }
+}

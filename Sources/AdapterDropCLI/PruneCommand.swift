@@ -1,0 +1,103 @@
+import AdapterCore
+import AdapterDrop
+import ArgumentParser
+import Foundation
+
+/// `adapterdrop prune`: keep the K adapters of a fusion with the highest average fusion activation over a
+/// dataset (AdapterDrop paper §5.2) and save the pruned fusion and kept adapters. Logic: `AdapterModel.pruneFusion`.
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prune an AdapterFusion to the adapters with the highest average activation over a dataset.")
+
+    @Option(help: "Hugging Face model folder (tokenizer files needed for JSONL lines with \"text\").")
+    var model: String
+    @Option(name: .customLong("adapter"), help: "An adapter folder of the fusion (repeatable).")
+    var adapters: [String] = []
+    @Option(help: "The AdapterHub fusion folder to prune.")
+    var fusion: String
+    @Option(help: "JSONL: one {\"text\"[, \"text_pair\"]} or {\"input_ids\"[, \"attention_mask\", \"token_type_ids\"]} per line.")
+    var data: String
+    @Option(help: "How many adapters to keep (1 … N).")
+    var keep: Int
+    @Option(help: "global (top K over all layers) or per-layer (union of each layer's top K).")
+    var scope: FusionActivationTable.Scope = .global
+    @Option(help: "Examples per batch.")
+    var batchSize: Int = 32
+    @Option(help: "Output folder: <fusion name>/, one folder per kept adapter, activations.json.")
+    var out: String
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print {\"kept\", \"dropped\", \"activations\"} as JSON instead of the table.")
+    var json = false
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// Reads JSONL lines with token ids (`input_ids`, optional `attention_mask`, `token_type_ids`); nil if the
+    /// file's first line has no `input_ids` (then it is read as texts).
+    static func readIdLines(_ path: String) throws -> [(ids: [Int], mask: [Int]?, types: [Int]?)]? {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+        var rows: [(ids: [Int], mask: [Int]?, types: [Int]?)] = []
+        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any] else {
+                throw CLIError("\(path):\(n + 1): not a JSON object")
+            }
+            guard let ids = (o["input_ids"] as? [NSNumber])?.map(\.intValue) else {
+                if rows.isEmpty { return nil }
+                throw CLIError("\(path):\(n + 1): missing integer array \"input_ids\"")
+            }
+            let mask = (o["attention_mask"] as? [NSNumber])?.map(\.intValue)
+            let types = (o["token_type_ids"] as? [NSNumber])?.map(\.intValue)
+            if let m = mask, m.count != ids.count { throw CLIError("\(path):\(n + 1): attention_mask length \(m.count) ≠ input_ids \(ids.count)") }
+            if let y = types, y.count != ids.count { throw CLIError("\(path):\(n + 1): token_type_ids length \(y.count) ≠ input_ids \(ids.count)") }
+            rows.append((ids, mask, types))
+        }
+        if rows.isEmpty { throw CLIError("\(path): no inputs (the file has no JSON lines)") }
+        return rows
+    }
+
+    func run() throws {
+        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
+        let fusionName = try adapterModel.loadFusion(from: try existingFolder(fusion, what: "fusion folder"))
+        var batches: [EncoderInput] = []
+        if let rows = try Self.readIdLines(data) {
+            let pad = adapterModel.encoder.config.padTokenId ?? 0
+            for start in stride(from: 0, to: rows.count, by: batchSize) {
+                let chunk = rows[start..<min(start + batchSize, rows.count)]
+                let seq = chunk.map(\.ids.count).max()!
+                func padded(_ r: [Int], _ v: Int) -> [Int] { r + Array(repeating: v, count: seq - r.count) }
+                batches.append(try EncoderInput(
+                    batchSize: chunk.count, sequenceLength: seq, inputIds: chunk.flatMap { padded($0.ids, pad) },
+                    attentionMask: chunk.flatMap { padded($0.mask ?? Array(repeating: 1, count: $0.ids.count), 0) },
+                    tokenTypeIds: chunk.flatMap { padded($0.types ?? Array(repeating: 0, count: $0.ids.count), 0) }))
+            }
+        } else {
+            let pretrained = try loadPretrained(model)
+            let texts = try readJSONLTexts(data)
+            for start in stride(from: 0, to: texts.count, by: batchSize) {
+                batches.append(try pretrained.tokenize(Array(texts[start..<min(start + batchSize, texts.count)]), truncation: .longestFirst).1)
+            }
+        }
+        let (table, pruned) = try adapterModel.pruneFusion(fusionName, keep: keep, scope: scope, batches: batches,
+                                                           context: ComputeContext(threads: threads))
+        let outURL = URL(fileURLWithPath: out)
+        try pruned.save(to: outURL)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try encoder.encode(table).write(to: outURL.appendingPathComponent("activations.json"), options: .atomic)
+        struct Summary: Encodable { let kept: [String]; let dropped: [String]; let fusion: String; let activations: FusionActivationTable }
+        if json {
+            try printJSON(Summary(kept: pruned.fusion.adapterNames, dropped: pruned.dropped, fusion: pruned.fusion.name, activations: table))
+        } else {
+            print(table)
+            print("kept \(pruned.fusion.adapterNames.joined(separator: ", ")); dropped \(pruned.dropped.joined(separator: ", "))")
+            print("wrote \(out)/\(pruned.fusion.name) and the kept adapters; run with --setup '\(pruned.setup)'")
+        }
+    }
+}
+
+extension FusionActivationTable.Scope: ExpressibleByArgument {}
