@@ -144,5 +144,17 @@ func fusionFixtureModel() throws -> AdapterModel {
         let a = try result.model(input, setup: result.setup, heads: ["fusion"], context: context)
         let b = try fresh(input, setup: result.setup, heads: ["fusion"], context: context)
         expectBitwiseEqual(try #require(b[head: "fusion"]).scalars, try #require(a[head: "fusion"]).scalars, "reloaded logits")
+
+        // PrunedFusionModel.save writes the fusion and the kept adapters; loading only those reproduces the logits.
+        let all = dir.appendingPathComponent("all")
+        let written = try result.save(to: all)
+        #expect(written.map(\.lastPathComponent) == ["f1,f2", "f1", "f2"])
+        var again = AdapterModel(encoder: try BertEncoder(modelFolder: fixtureURL("tiny-bert")), modelName: "tiny-bert")
+        for u in written.dropFirst() { try again.loadAdapter(from: u) }
+        try again.loadFusion(from: written[0])
+        try again.loadHead(from: fixtureURL("adapters/fusion/head"))
+        #expect(again.adapters.keys.sorted() == ["f1", "f2"])
+        let c = try again(input, setup: result.setup, heads: ["fusion"], context: context)
+        expectBitwiseEqual(try #require(c[head: "fusion"]).scalars, try #require(a[head: "fusion"]).scalars, "saved pruned model logits")
     }
 }
