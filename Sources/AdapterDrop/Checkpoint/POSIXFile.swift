@@ -1,5 +1,6 @@
 // Thin wrappers over the POSIX calls the checkpoint code needs (open, fstat, mmap, write, fsync, rename).
 // Kept in one file so the platform imports live in one place.
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -101,7 +102,10 @@ func atomicWrite(
     let (directory, fileName) = splitPath(path)
     var suffix = ""
     for _ in 0..<4 { suffix += String(UInt16.random(in: 0...UInt16.max), radix: 16) }
-    let tempPath = (directory == "" ? "" : directory + "/") + ".\(fileName).\(suffix).tmp"
+    // The writer's process id is part of the name, so the next save can remove the temporary files of
+    // writers that were killed before their rename (see `removeOrphanedTemporaryFiles`).
+    let tempPath = (directory == "" ? "" : directory + "/") + ".\(fileName).\(getpid())-\(suffix).tmp"
+    removeOrphanedTemporaryFiles(directory: directory, fileName: fileName)
 
     func fail(_ operation: String, _ code: Int32) -> SafetensorsWriterError {
         .ioFailure(file: path, operation: operation, errno: code)
@@ -147,6 +151,23 @@ func atomicWrite(
     if dirFD >= 0 {
         _ = fsync(dirFD)
         close(dirFD)
+    }
+}
+
+/// Removes `.{fileName}.{pid}-{hex}.tmp` files in `directory` whose writer process no longer exists (a
+/// writer killed between creating its temporary file and the rename). Files of live processes (this one
+/// included) are left alone, so concurrent writers are not disturbed; a reused pid only delays the removal.
+/// Best effort: errors are ignored.
+func removeOrphanedTemporaryFiles(directory: String, fileName: String) {
+    let folder = directory == "" ? "." : directory
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+    let prefix = ".\(fileName)."
+    for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+        let middle = name.dropFirst(prefix.count).dropLast(".tmp".count)
+        let parts = middle.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, pid != getpid(),
+              parts[1].allSatisfy(\.isHexDigit) else { continue }
+        if kill(pid, 0) != 0 && currentErrno() == ESRCH { unlink(folder + "/" + name) }
     }
 }
 
