@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Writes the fuzzing seed corpora under Fuzz/corpus/ from the committed test fixtures (run from the repo root:
+python3 Fuzz/make_corpus.py). Seeds are kept small so libFuzzer's mutations stay fast."""
+import json, os, shutil
+
+F = "Tests/Fixtures"
+C = "Fuzz/corpus"
+
+def put(target, name, data):
+    os.makedirs(f"{C}/{target}", exist_ok=True)
+    with open(f"{C}/{target}/{name}", "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+def read(path):
+    with open(f"{F}/{path}", "rb") as f:
+        return f.read()
+
+put("safetensors", "reference-dtypes.safetensors", read("checkpoint/reference-dtypes.safetensors"))
+put("safetensors", "head.safetensors", read("adapters/seq_bn/a/model_head.safetensors"))
+put("safetensors", "adapter.safetensors", read("adapters/heads/h/adapter.safetensors"))
+put("bert_config", "tiny-bert.json", read("tiny-bert/config.json"))
+put("bert_config", "tiny-roberta.json", read("tiny-roberta/config.json"))
+put("adapter_config", "seq_bn.json", read("adapters/seq_bn/a/adapter_config.json"))
+put("adapter_config", "head.json", read("adapters/seq_bn/a/head_config.json"))
+put("adapter_config", "fusion.json", read("adapters/fusion/fusion/adapter_fusion_config.json"))
+# WordPiece vocab.txt: the first 300 lines (special tokens and unused slots) plus a few word pieces.
+lines = read("tokenizer/bert/vocab.txt").split(b"\n")
+put("wordpiece_vocab", "vocab300.txt", b"\n".join(lines[:300] + [b"hello", b"world", b"##s", b"##ing", b"can", b"'", b"t"]) + b"\n")
+# tokenizer.json: the fixture BPE one as is; the BERT one with its vocabulary cut to the ids below 400.
+put("tokenizer_json", "bpe.tokenizer.json", read("tokenizer/bpe/tokenizer.json"))
+tj = json.loads(read("tokenizer/bert/small.tokenizer.json"))
+tj["model"]["vocab"] = {k: v for k, v in tj["model"]["vocab"].items() if v < 400}
+put("tokenizer_json", "bert-small.tokenizer.json", json.dumps(tj, ensure_ascii=False))
+# BPE: vocab.json NUL merges.txt (the harness splits at the first NUL).
+put("bpe_files", "roberta-small", read("tokenizer/bpe/vocab.json") + b"\0" + read("tokenizer/bpe/merges.txt"))
+# Text: a few corpus lines.
+for i, line in enumerate(read("tokenizer/corpus.jsonl").decode().splitlines()[:12]):
+    obj = json.loads(line)
+    text = obj.get("a") or obj.get("text") if isinstance(obj, dict) else str(obj)
+    put("tokenize_text", f"line{i:02}.txt", (text or line)[:300])
+for i, s in enumerate(["a", "Stack(a,b)", "Parallel(a,b)", "Fuse(a,b)", 'Fuse(a,b,name="a,b,c")', "Stack(Fuse(a,b),c)",
+                       "BatchSplit(a,b,batch_sizes=[1,2])", "BatchSplit(a,b,batch_sizes=2)",
+                       "Average(a,b,weights=[0.3,0.7])", "none", "Parallel(Stack(a,b),Stack(c,d))", "'quoted'"]):
+    put("composition", f"seed{i:02}.txt", s)
