@@ -79,13 +79,23 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
     public var description: String {
         func list(_ c: [AdapterComposition]) -> String { c.map(\.description).joined(separator: ",") }
         switch self {
-        case let .adapter(n): return n
+        case let .adapter(n): return Self.quotedIfNeeded(n)
         case let .stack(c): return "Stack(\(list(c)))"
         case let .parallel(c): return "Parallel(\(list(c)))"
         case let .fuse(c, name): return "Fuse(\(list(c))\(name.map { ",name=\"\($0)\"" } ?? ""))"
         case let .batchSplit(c, sizes): return "BatchSplit(\(list(c)),batch_sizes=[\(sizes.map(String.init).joined(separator: ","))])"
         case let .average(c, w): return "Average(\(list(c)),weights=[\(w.map { "\($0)" }.joined(separator: ","))])"
         }
+    }
+
+    /// A name as `parse` reads it back: bare when it is non-empty and has none of `(),=[]`, quotes or
+    /// whitespace, else in double quotes (single quotes if it contains a double quote).
+    static func quotedIfNeeded(_ name: String) -> String {
+        let special: Set<Character> = ["(", ")", ",", "=", "[", "]", "\"", "'"]
+        let bare = !name.isEmpty && !name.contains { special.contains($0) || $0.isWhitespace }
+            && name != "none" && name != "None"
+        if bare { return name }
+        return name.contains("\"") ? "'\(name)'" : "\"\(name)\""
     }
 
     /// The setup as the reference activates it: a bare name at the top becomes `Stack(name)`

@@ -1,0 +1,107 @@
+// Reliability: replays the fuzzing seeds (Fuzz/corpus/<target>) and every kept crasher (Fuzz/crashers/<target>)
+// through the same loaders the libFuzzer harness (Fuzz/Sources/AdapterDropFuzz) calls. A thrown error is fine;
+// a crash fails the test run. Under scripts/sanitize.sh this also runs with ASan/UBSan.
+import AdapterCore
+@testable import AdapterDrop
+import Foundation
+import TestSupport
+import Testing
+
+/// `Fuzz/` of this checkout.
+private let fuzzFolder = fixtureURL("").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz")
+
+/// Files under `Fuzz/{corpus,crashers}/<target>`.
+private func fuzzInputs(_ target: String) -> [URL] {
+    ["corpus", "crashers"].flatMap { kind -> [URL] in
+        let dir = fuzzFolder.appendingPathComponent(kind).appendingPathComponent(target)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted().map { dir.appendingPathComponent($0) }
+    }
+}
+
+private func exercise(_ t: SubwordTokenizer, _ text: String) {
+    let e = t.encode(text, pair: text.isEmpty ? nil : String(text.prefix(7)))
+    _ = t.tokenize(text)
+    for id in e.ids.prefix(64) { _ = t.token(forID: id) }
+    _ = try? t.encode(batch: [.single(text), .pair(text, text)],
+                      options: EncodingOptions(truncation: .longestFirst, maxLength: 9, padding: .longest))
+}
+
+@Suite("Reliability: fuzz corpus and crashers replay")
+struct ReliabilityFuzzRegressionTests {
+    @Test func seedsArePresent() {
+        for t in ["safetensors", "bert_config", "adapter_config", "wordpiece_vocab", "tokenizer_json", "bpe_files",
+                  "tokenize_text", "composition"] {
+            #expect(!fuzzInputs(t).isEmpty, "no seeds for \(t) (python3 Fuzz/make_corpus.py)")
+        }
+    }
+
+    @Test func replayFileLoaders() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("adapterdrop-replay-\(getpid())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        var loaded = 0
+        for url in fuzzInputs("safetensors") {
+            guard let f = try? SafetensorsFile(url: url) else { continue }
+            loaded += 1
+            for n in f.tensorNames where (try? f.floats(n)) == nil { _ = try? f.integers(n) }
+        }
+        for url in fuzzInputs("bert_config") {
+            if let c = try? BertConfig(jsonData: try Data(contentsOf: url)) { try? c.validate(); loaded += 1 }
+        }
+        for url in fuzzInputs("adapter_config") {
+            guard let json = try? AdapterJSON.parse(try Data(contentsOf: url), file: url.path) else { continue }
+            for d in [json] + (json.objectValue?["config"].map { [$0] } ?? []) {
+                if let o = d.objectValue, (try? BottleneckConfig(object: o, file: url.path)) != nil { loaded += 1 }
+                _ = try? BottleneckConfig(object: d.objectValue ?? [:], legacy: true, file: url.path)
+                if (try? PredictionHeadConfig(json: d, file: url.path)) != nil { loaded += 1 }
+                if (try? AdapterFusionConfig(json: d, file: url.path)) != nil { loaded += 1 }
+            }
+        }
+        let sample = "Hello, World! Héllo wörld 東京 can't  stop\t123 <mask> [MASK] ##ing"
+        for url in fuzzInputs("wordpiece_vocab") {
+            if let t = try? SubwordTokenizer.bertWordPiece(vocabularyFile: url) { exercise(t, sample); loaded += 1 }
+        }
+        for url in fuzzInputs("tokenizer_json") {
+            if let t = try? SubwordTokenizer(tokenizerJSON: url) { exercise(t, sample); loaded += 1 }
+        }
+        for url in fuzzInputs("bpe_files") {
+            let bytes = try [UInt8](Data(contentsOf: url))
+            let split = bytes.firstIndex(of: 0) ?? bytes.count
+            let vocab = scratch.appendingPathComponent("vocab.json"), merges = scratch.appendingPathComponent("merges.txt")
+            try Data(bytes[..<split]).write(to: vocab)
+            try Data(bytes[min(split + 1, bytes.count)...]).write(to: merges)
+            if let t = try? SubwordTokenizer.byteLevelBPE(vocabularyFile: vocab, mergesFile: merges) { exercise(t, sample); loaded += 1 }
+        }
+        // Every committed seed of a loader is a valid file (they come from the fixtures).
+        #expect(loaded >= 10, "only \(loaded) seeds loaded")
+    }
+
+    @Test func replayTextInputs() throws {
+        let wordPiece = try SubwordTokenizer.bertWordPiece(vocabularyFile: fixtureURL("tokenizer/bert/vocab.txt"))
+        let bpe = try SubwordTokenizer.byteLevelBPE(vocabularyFile: fixtureURL("tokenizer/bpe/vocab.json"),
+                                                    mergesFile: fixtureURL("tokenizer/bpe/merges.txt"))
+        for url in fuzzInputs("tokenize_text") {
+            let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+            exercise(wordPiece, text)
+            exercise(bpe, text)
+        }
+        var parsed = 0
+        for url in fuzzInputs("composition") {
+            let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+            if let c = try? AdapterComposition.parse(text) {
+                parsed += 1
+                #expect(try AdapterComposition.parse(c.description) == c, "round trip of \(text) via \(c)")
+            }
+        }
+        #expect(parsed >= 8)
+    }
+}
+
+/// Regression for a fuzzing find: `description` printed names with special characters bare, so
+/// `'\0use(.'` or `Stack('a b',c)` did not parse back to the same composition.
+@Test func compositionNamesWithSpecialCharactersRoundTrip() throws {
+    for text in ["Stack('a b',c)", "'x(y'", "Fuse(\"a,b\",'c\"d')", "Parallel('none',b)", "'\u{0}use(.'"] {
+        let c = try #require(try AdapterComposition.parse(text), "\(text)")
+        #expect(try AdapterComposition.parse(c.description) == c, "\(text) printed as \(c.description)")
+    }
+}
