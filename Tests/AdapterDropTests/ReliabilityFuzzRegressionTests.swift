@@ -26,6 +26,20 @@ private func exercise(_ t: SubwordTokenizer, _ text: String) {
                       options: EncodingOptions(truncation: .longestFirst, maxLength: 9, padding: .longest))
 }
 
+/// The composition with Average weights rounded to 5 decimals: `parse` normalises weights by their sum, and
+/// normalising already-normalised Float weights again can move the last bit (e.g. 0.11666667 → 0.116666675).
+private func roundedWeights(_ c: AdapterComposition) -> AdapterComposition {
+    switch c {
+    case .adapter: return c
+    case let .stack(children): return .stack(children.map(roundedWeights))
+    case let .parallel(children): return .parallel(children.map(roundedWeights))
+    case let .fuse(children, name): return .fuse(children.map(roundedWeights), name: name)
+    case let .batchSplit(children, sizes): return .batchSplit(children.map(roundedWeights), batchSizes: sizes)
+    case let .average(children, weights):
+        return .average(children.map(roundedWeights), weights: weights.map { ($0 * 1e5).rounded() / 1e5 })
+    }
+}
+
 @Suite("Reliability: fuzz corpus and crashers replay")
 struct ReliabilityFuzzRegressionTests {
     @Test func seedsArePresent() {
@@ -90,7 +104,7 @@ struct ReliabilityFuzzRegressionTests {
             let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
             if let c = try? AdapterComposition.parse(text) {
                 parsed += 1
-                #expect(try AdapterComposition.parse(c.description) == c, "round trip of \(text) via \(c)")
+                #expect(try AdapterComposition.parse(c.description).map(roundedWeights) == roundedWeights(c), "round trip of \(text) via \(c)")
             }
         }
         #expect(parsed >= 8)

@@ -99,6 +99,20 @@ func exercise(_ tokenizer: SubwordTokenizer, _ text: String) {
                               options: EncodingOptions(truncation: .longestFirst, maxLength: 9, padding: .longest))
 }
 
+/// The composition with Average weights rounded to 5 decimals: `parse` normalises weights by their sum, and
+/// normalising already-normalised Float weights again can move the last bit (e.g. 0.11666667 → 0.116666675).
+func roundedWeights(_ c: AdapterComposition) -> AdapterComposition {
+    switch c {
+    case .adapter: return c
+    case let .stack(children): return .stack(children.map(roundedWeights))
+    case let .parallel(children): return .parallel(children.map(roundedWeights))
+    case let .fuse(children, name): return .fuse(children.map(roundedWeights), name: name)
+    case let .batchSplit(children, sizes): return .batchSplit(children.map(roundedWeights), batchSizes: sizes)
+    case let .average(children, weights):
+        return .average(children.map(roundedWeights), weights: weights.map { ($0 * 1e5).rounded() / 1e5 })
+    }
+}
+
 func runOne(_ bytes: UnsafeRawBufferPointer) {
     switch target {
     case .safetensors:
@@ -145,7 +159,7 @@ func runOne(_ bytes: UnsafeRawBufferPointer) {
         if let c = try? AdapterComposition.parse(text) {
             // The printed form must parse back to the same composition.
             let again = try? AdapterComposition.parse(c.description)
-            precondition(again == c, "round trip changed \(c) into \(String(describing: again))")
+            precondition(again.map(roundedWeights) == roundedWeights(c), "round trip changed \(c) into \(String(describing: again))")
         }
     }
 }
