@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite under sanitizers, each in its own scratch folder (git-ignored .build-<name>):
 #   address    all tests (Swift code and the C kernels) under AddressSanitizer (+ LeakSanitizer)
-#   undefined  all tests under UndefinedBehaviorSanitizer (C kernels; halts on the first report)
+#   undefined  all tests with the C kernels under UndefinedBehaviorSanitizer (halts on the first report)
 #   thread     the concurrency tests (ComputeContext, serving, tokenizers, thread-count tests) under TSan
 # Usage: scripts/sanitize.sh [address] [undefined] [thread]    (default: all three)
 # Environment: SANITIZE_TIMEOUT (seconds per sanitizer, build + tests; default 2400).
@@ -25,16 +25,20 @@ export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"  # let the sanitizer repo
 status=0
 for s in "${sanitizers[@]}"; do
     case "$s" in
-        address)   scratch=.build-asan; filter=() ;;
-        undefined) scratch=.build-ubsan; filter=() ;;
-        thread)    scratch=.build-tsan
+        address)   scratch=.build-asan; filter=(); flags=(--sanitize=address) ;;
+        # swiftc has no -sanitize=undefined on Linux (SwiftPM's --sanitize=undefined fails with "unsupported
+        # option"), so UBSan instruments the C kernels through clang and links its runtime via the clang linker.
+        undefined) scratch=.build-ubsan; filter=()
+                   flags=(-Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined
+                          -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined) ;;
+        thread)    scratch=.build-tsan; flags=(--sanitize=thread)
                    filter=(--filter 'Reliability|ComputeContext|Concurren|Thread|thread|Parallel|parallel') ;;
         *) echo "unknown sanitizer: $s" >&2; exit 2 ;;
     esac
     echo "== $s: $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo ?)"
     start=$(date +%s)
-    if timeout "$limit" swift build --build-tests --sanitize="$s" --scratch-path "$scratch" &&
-       timeout "$limit" swift test --skip-build --sanitize="$s" --scratch-path "$scratch" "${filter[@]}" "${skip[@]}"; then
+    if timeout "$limit" swift build --build-tests "${flags[@]}" --scratch-path "$scratch" &&
+       timeout "$limit" swift test --skip-build "${flags[@]}" --scratch-path "$scratch" "${filter[@]}" "${skip[@]}"; then
         echo "== $s: passed in $(( $(date +%s) - start )) s"
     else
         echo "== $s: FAILED (exit $?) after $(( $(date +%s) - start )) s" >&2
