@@ -82,7 +82,7 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
         case let .adapter(n): return Self.quotedIfNeeded(n)
         case let .stack(c): return "Stack(\(list(c)))"
         case let .parallel(c): return "Parallel(\(list(c)))"
-        case let .fuse(c, name): return "Fuse(\(list(c))\(name.map { ",name=\"\($0)\"" } ?? ""))"
+        case let .fuse(c, name): return "Fuse(\(list(c))\(name.map { ",name=\(Self.quoted($0))" } ?? ""))"
         case let .batchSplit(c, sizes): return "BatchSplit(\(list(c)),batch_sizes=[\(sizes.map(String.init).joined(separator: ","))])"
         case let .average(c, w): return "Average(\(list(c)),weights=[\(w.map { "\($0)" }.joined(separator: ","))])"
         }
@@ -94,8 +94,13 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
         let special: Set<Character> = ["(", ")", ",", "=", "[", "]", "\"", "'"]
         let bare = !name.isEmpty && !name.contains { special.contains($0) || $0.isWhitespace }
             && name != "none" && name != "None"
-        if bare { return name }
-        return name.contains("\"") ? "'\(name)'" : "\"\(name)\""
+        return bare ? name : quoted(name)
+    }
+
+    /// `name` in double quotes, or in single quotes if it contains a double quote. (A name with both kinds of
+    /// quote, which a bare name in `parse` may have, has no printed form that reads back.)
+    static func quoted(_ name: String) -> String {
+        name.contains("\"") ? "'\(name)'" : "\"\(name)\""
     }
 
     /// The setup as the reference activates it: a bare name at the top becomes `Stack(name)`
