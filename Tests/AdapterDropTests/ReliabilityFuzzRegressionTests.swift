@@ -114,7 +114,7 @@ struct ReliabilityFuzzRegressionTests {
 /// Regression for a fuzzing find: `description` printed names with special characters bare, so
 /// `'\0use(.'` or `Stack('a b',c)` did not parse back to the same composition.
 @Test func compositionNamesWithSpecialCharactersRoundTrip() throws {
-    for text in ["Stack('a b',c)", "'x(y'", "Fuse(\"a,b\",'c\"d')", "Parallel('none',b)", "'\u{0}use(.'"] {
+    for text in ["Stack('a b',c)", "'x(y'", "Fuse(\"a,b\",'c\"d')", "Parallel('none',b)", "Fuse(a,b,name=x\"y)", "Fuse(a,b,name='p q')", "'\u{0}use(.'"] {
         let c = try #require(try AdapterComposition.parse(text), "\(text)")
         #expect(try AdapterComposition.parse(c.description) == c, "\(text) printed as \(c.description)")
     }
