@@ -89,4 +89,25 @@ func adapterTrainingStep(encoder: BertEncoder, input: EncoderInput, adapter: Bot
         #expect(adam.states.filter { $0.key.contains("layer.1.") }.allSatisfy { $0.value.step == 4 })
         #expect(adam.states.filter { $0.key.hasPrefix("heads.") }.allSatisfy { $0.value.step == 6 })
     }
+
+    /// The training forward (dropout off) of seq_bn and double_seq_bn adapters with their heads reproduces the
+    /// reference logits of the inference fixtures, with and without AdapterDrop (1e-5 abs + 1e-5 rel, the
+    /// inference parity bar).
+    @Test(arguments: [("seq_bn", "a"), ("double_seq_bn", "b")])
+    func trainingForwardMatchesInferenceFixtures(_ c: (String, String)) throws {
+        let (name, adapterName) = c
+        let model = try adapterFixtureModel(name, adapters: [adapterName])
+        let (file, input) = try adapterFixture(name)
+        let adapter = BottleneckAdapterTrainingModule(try #require(model.adapters[adapterName]))
+        let head = PredictionHeadTrainingModule(try #require(model.heads[adapterName]))
+        let context = ComputeContext(threads: 1)
+        for (prefix, skip) in skipVariants {
+            adapter.skipLayers = skip
+            var rng = SeededRNG(seed: 0)
+            let tape = try model.encoder.trainingForward(input, trainable: adapter, dropout: .off, rng: &rng, context: context)
+            let logits = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength,
+                                      context: context).logits
+            try expectParity(logits, file, "\(prefix)logits", "\(name) training forward")
+        }
+    }
 }
