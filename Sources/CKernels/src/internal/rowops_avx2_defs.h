@@ -55,4 +55,6 @@ CKV_TARGET static inline float ck_rowops_hmin8(__m256 v) {
 #define CKV_HMAX(v) ck_rowops_hmax8(v)
 #define CKV_HMIN(v) ck_rowops_hmin8(v)
 #define CKV_EXP(v) ck_v8_exp(v)
+#define CKV_EXP_NONPOS(v) ck_v8_exp(v)
+#define CKV_SM_CHUNK 8 /* softmax: vectors per register chunk */
 #endif

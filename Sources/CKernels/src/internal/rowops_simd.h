@@ -192,7 +192,178 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_bwd)(CK_LN_BWD_ARGS) {
 #define CK_SM_ZM(j, m) (mr != NULL ? CKV_ADD(CKV_MUL(vscale, CKV_LOADM(xr + (j), m)), CKV_LOADM(mr + (j), m)) \
                                    : CKV_MUL(vscale, CKV_LOADM(xr + (j), m)))
 
+/* ---- register-chunked forward -----------------------------------------------------------------
+ * A row of nv = ceil(n / CKW) vectors is cut into chunks of CKV_SM_CHUNK vectors (the last one may be
+ * shorter). Each chunk is loaded ONCE into registers: z, chunk max m_c, e = exp(z - m_c), chunk sum s_c.
+ * All chunks but the last are stored to y unnormalised; the last stays in registers. Then
+ * M = max m_c, S = sum s_c e^(m_c - M) (double), f_c = e^(m_c - M) / S, and y = e * f_c: the last chunk
+ * straight from registers, the others by one load/multiply/store over their (L1-hot) part of y. A row of
+ * <= CKV_SM_CHUNK vectors (e.g. 128 columns) therefore reads x once and writes y once; f = 1/S then, as in
+ * the plain three-pass form. Rows longer than CKV_SM_CHUNK * CK_SM_MAXCHUNKS vectors use the three-pass
+ * loop below. Each chunk reads its x before it writes its y, so y may alias x. */
+#define CK_SM_MAXCHUNKS 64
+#define CK_SM_ALWAYS_INLINE __attribute__((always_inline)) static inline
+
+/* NV vectors (a compile-time constant after inlining) from column 0 of xr/mr; the last vector uses lane
+ * mask lm. On return e[0..NV) holds exp(z - m) (inactive lanes 0), *cm = m and *cs = the sum (m = -inf and
+ * e = 0, *cs = 0 when every logit is -inf). */
+CKV_TARGET CK_SM_ALWAYS_INLINE void CKV_SUFFIX(ck_sm_chunk)(const int NV, const float *xr, const float *mr, CKM lm,
+                                                           CKV vscale, CKV *e, float *cm, float *cs) {
+    const CKV ninf = CKV_SET1(-INFINITY);
+    CKV m0 = ninf, m1 = ninf;
+    _Pragma("unroll") for (int i = 0; i < NV - 1; ++i) {
+        e[i] = CK_SM_Z(i * CKW);
+        if (i & 1) m1 = CKV_MAX(m1, e[i]); else m0 = CKV_MAX(m0, e[i]);
+    }
+    e[NV - 1] = CKV_SELM(lm, ninf, CK_SM_ZM((NV - 1) * CKW, lm));
+    m1 = CKV_MAX(m1, e[NV - 1]);
+    const float m = CKV_HMAX(CKV_MAX(m0, m1));
+    *cm = m;
+    if (m == -INFINITY) {
+        _Pragma("unroll") for (int i = 0; i < NV; ++i) e[i] = CKV_SET1(0.0f);
+        *cs = 0.0f;
+        return;
+    }
+    const CKV vm = CKV_SET1(m);
+    CKV s0 = CKV_SET1(0.0f), s1 = CKV_SET1(0.0f);
+    _Pragma("unroll") for (int i = 0; i < NV; ++i) {
+        e[i] = CKV_EXP_NONPOS(CKV_SUB(e[i], vm));
+        if (i & 1) s1 = CKV_ADD(s1, e[i]); else s0 = CKV_ADD(s0, e[i]);
+    }
+    *cs = CKV_HSUM(CKV_ADD(s0, s1));
+}
+
+/* Two whole rows of NV <= CKV_SM_CHUNK / 2 vectors each, interleaved step by step so the two rows' reduction
+ * chains (max, horizontal max, exp, sum, horizontal sum, reciprocal) overlap. Same arithmetic as one
+ * single-chunk row through ck_sm_chunk (bitwise identical results). */
+CKV_TARGET CK_SM_ALWAYS_INLINE void CKV_SUFFIX(ck_sm_pair)(const int NV, const float *xa, const float *ma, float *ya,
+                                                          const float *xb, const float *mb, float *yb, CKM lm,
+                                                          CKV vscale) {
+    const CKV ninf = CKV_SET1(-INFINITY), z0 = CKV_SET1(0.0f);
+    CKV ea[CKV_SM_CHUNK / 2], eb[CKV_SM_CHUNK / 2];
+    CKV a0 = ninf, a1 = ninf, b0 = ninf, b1 = ninf;
+    const float *xr, *mr;
+    _Pragma("unroll") for (int i = 0; i < NV - 1; ++i) {
+        xr = xa; mr = ma;
+        ea[i] = CK_SM_Z(i * CKW);
+        xr = xb; mr = mb;
+        eb[i] = CK_SM_Z(i * CKW);
+        if (i & 1) { a1 = CKV_MAX(a1, ea[i]); b1 = CKV_MAX(b1, eb[i]); }
+        else { a0 = CKV_MAX(a0, ea[i]); b0 = CKV_MAX(b0, eb[i]); }
+    }
+    xr = xa; mr = ma;
+    ea[NV - 1] = CKV_SELM(lm, ninf, CK_SM_ZM((NV - 1) * CKW, lm));
+    xr = xb; mr = mb;
+    eb[NV - 1] = CKV_SELM(lm, ninf, CK_SM_ZM((NV - 1) * CKW, lm));
+    const float mxa = CKV_HMAX(CKV_MAX(a0, CKV_MAX(a1, ea[NV - 1])));
+    const float mxb = CKV_HMAX(CKV_MAX(b0, CKV_MAX(b1, eb[NV - 1])));
+    /* a row whose logits are all -inf becomes zeros: exp(-inf - 0) = 0 and the factor is forced to 0 */
+    const CKV vma = CKV_SET1(mxa == -INFINITY ? 0.0f : mxa), vmb = CKV_SET1(mxb == -INFINITY ? 0.0f : mxb);
+    CKV sa0 = z0, sa1 = z0, sb0 = z0, sb1 = z0;
+    _Pragma("unroll") for (int i = 0; i < NV; ++i) {
+        ea[i] = CKV_EXP_NONPOS(CKV_SUB(ea[i], vma));
+        eb[i] = CKV_EXP_NONPOS(CKV_SUB(eb[i], vmb));
+        if (i & 1) { sa1 = CKV_ADD(sa1, ea[i]); sb1 = CKV_ADD(sb1, eb[i]); }
+        else { sa0 = CKV_ADD(sa0, ea[i]); sb0 = CKV_ADD(sb0, eb[i]); }
+    }
+    const float sa = CKV_HSUM(CKV_ADD(sa0, sa1)), sb = CKV_HSUM(CKV_ADD(sb0, sb1));
+    const CKV fa = CKV_SET1(mxa == -INFINITY ? 0.0f : 1.0f / sa), fb = CKV_SET1(mxb == -INFINITY ? 0.0f : 1.0f / sb);
+    _Pragma("unroll") for (int i = 0; i < NV - 1; ++i) {
+        CKV_STORE(ya + i * CKW, CKV_MUL(ea[i], fa));
+        CKV_STORE(yb + i * CKW, CKV_MUL(eb[i], fb));
+    }
+    CKV_STOREM(ya + (NV - 1) * CKW, lm, CKV_MUL(ea[NV - 1], fa));
+    CKV_STOREM(yb + (NV - 1) * CKW, lm, CKV_MUL(eb[NV - 1], fb));
+}
+
+/* All rows whose last chunk has NVL vectors (compile-time constant) after nch full chunks. */
+CKV_TARGET CK_SM_ALWAYS_INLINE void CKV_SUFFIX(ck_sm_rows)(const int NVL, int64_t nch, CK_SM_FWD_ARGS) {
+    enum { CH = CKV_SM_CHUNK };
+    const int64_t n = cols;
+    const int64_t rem = n % CKW;
+    const CKM full = CKV_TAIL(CKW), lm = CKV_TAIL(rem > 0 ? rem : CKW);
+    const CKV vscale = CKV_SET1(scale);
+    const int64_t c_last = nch * CH * CKW; /* first column of the last chunk */
+    int64_t r = 0;
+    if (nch == 0 && 2 * NVL <= CH) {
+        for (; r + 2 <= rows; r += 2) {
+            CKV_SUFFIX(ck_sm_pair)(NVL, x + r * ldx, mask != NULL ? mask + (r / mask_group) * ldm : NULL, y + r * ldy,
+                                   x + (r + 1) * ldx, mask != NULL ? mask + ((r + 1) / mask_group) * ldm : NULL,
+                                   y + (r + 1) * ldy, lm, vscale);
+        }
+    }
+    for (; r < rows; ++r) {
+        const float *xr0 = x + r * ldx;
+        const float *mr0 = mask != NULL ? mask + (r / mask_group) * ldm : NULL;
+        float *yr0 = y + r * ldy;
+        float cmx[CK_SM_MAXCHUNKS], csm[CK_SM_MAXCHUNKS];
+        CKV e[CH];
+        for (int64_t c = 0; c < nch; ++c) {
+            const int64_t c0 = c * CH * CKW;
+            const float *xr = xr0 + c0, *mr = mr0 != NULL ? mr0 + c0 : NULL;
+            CKV_SUFFIX(ck_sm_chunk)(CH, xr, mr, full, vscale, e, &cmx[c], &csm[c]);
+            _Pragma("unroll") for (int i = 0; i < CH; ++i) CKV_STORE(yr0 + c0 + i * CKW, e[i]);
+        }
+        float ml, sl;
+        {
+            const float *xr = xr0 + c_last, *mr = mr0 != NULL ? mr0 + c_last : NULL;
+            CKV_SUFFIX(ck_sm_chunk)(NVL, xr, mr, lm, vscale, e, &ml, &sl);
+        }
+        float mxv = ml;
+        for (int64_t c = 0; c < nch; ++c) mxv = cmx[c] > mxv ? cmx[c] : mxv;
+        float *yl = yr0 + c_last;
+        if (mxv == -INFINITY) { /* every logit -inf: defined as a zero row */
+            const CKV z = CKV_SET1(0.0f);
+            for (int64_t j = 0; j < c_last; j += CKW) CKV_STORE(yr0 + j, z);
+            _Pragma("unroll") for (int i = 0; i < NVL - 1; ++i) CKV_STORE(yl + i * CKW, z);
+            CKV_STOREM(yl + (NVL - 1) * CKW, lm, z);
+            continue;
+        }
+        float fl;
+        if (nch == 0) {
+            fl = 1.0f / sl;
+        } else {
+            double S = (double)sl * exp((double)ml - (double)mxv);
+            for (int64_t c = 0; c < nch; ++c) S += (double)csm[c] * exp((double)cmx[c] - (double)mxv);
+            const double inv = 1.0 / S;
+            for (int64_t c = 0; c < nch; ++c) {
+                const CKV f = CKV_SET1((float)(exp((double)cmx[c] - (double)mxv) * inv));
+                float *yc = yr0 + c * CH * CKW;
+                _Pragma("unroll") for (int i = 0; i < CH; ++i) CKV_STORE(yc + i * CKW, CKV_MUL(CKV_LOAD(yc + i * CKW), f));
+            }
+            fl = (float)(exp((double)ml - (double)mxv) * inv);
+        }
+        const CKV f = CKV_SET1(fl);
+        _Pragma("unroll") for (int i = 0; i < NVL - 1; ++i) CKV_STORE(yl + i * CKW, CKV_MUL(e[i], f));
+        CKV_STOREM(yl + (NVL - 1) * CKW, lm, CKV_MUL(e[NVL - 1], f));
+    }
+}
+
+CKV_TARGET static void CKV_SUFFIX(ck_softmax_fwd_3pass)(CK_SM_FWD_ARGS);
+
 CKV_TARGET void CKV_SUFFIX(ck_softmax_fwd)(CK_SM_FWD_ARGS) {
+    const int64_t nvec = (cols + CKW - 1) / CKW;
+    if (nvec > (int64_t)CKV_SM_CHUNK * CK_SM_MAXCHUNKS) {
+        CKV_SUFFIX(ck_softmax_fwd_3pass)(rows, cols, x, ldx, mask, ldm, mask_group, y, ldy, scale);
+        return;
+    }
+    const int64_t nch = (nvec - 1) / CKV_SM_CHUNK;
+    const int nvl = (int)(nvec - nch * CKV_SM_CHUNK);
+#define CK_SM_CASE(k) \
+    case k: CKV_SUFFIX(ck_sm_rows)(k, nch, rows, cols, x, ldx, mask, ldm, mask_group, y, ldy, scale); break;
+    switch (nvl) {
+    CK_SM_CASE(1) CK_SM_CASE(2) CK_SM_CASE(3) CK_SM_CASE(4) CK_SM_CASE(5) CK_SM_CASE(6) CK_SM_CASE(7) CK_SM_CASE(8)
+#if CKV_SM_CHUNK > 8
+    CK_SM_CASE(9) CK_SM_CASE(10) CK_SM_CASE(11) CK_SM_CASE(12) CK_SM_CASE(13) CK_SM_CASE(14) CK_SM_CASE(15)
+    CK_SM_CASE(16)
+#endif
+    default: break;
+    }
+#undef CK_SM_CASE
+}
+
+/* Plain three passes (max; exp into y and sum; scale) for very long rows. */
+CKV_TARGET static void CKV_SUFFIX(ck_softmax_fwd_3pass)(CK_SM_FWD_ARGS) {
     const int64_t n = cols;
     const int64_t nv = n / CKW * CKW;
     const int64_t rem = n - nv;

@@ -75,6 +75,31 @@ CK_VM512 __m512 ck_v16_exp(__m512 x) {
     return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
+/* e^x for x <= 0 only (softmax arguments z - max), cheaper than ck_v16_exp: x = (16m + j) ln2/16 + r,
+ * |r| <= ln2/32 (Cody-Waite with a 13-bit ln2/16 so k * hi is exact for |k| < 2^11), e^r = 1 + r + r^2/2 +
+ * r^3/6 (Taylor remainder <= 1e-8 relative), 2^(j/16) from a 16-entry register table (vpermps) whose
+ * entries are pre-biased by -(j << 19) so that adding k << 19 as an integer yields 2^(m + j/16) exactly.
+ * Measured <= 1.4 ulp on [-87.3, 0] (docs/numerics.md). x < -87.3 -> +0 exactly (every result that would
+ * be below FLT_MIN flushes; no subnormal arithmetic), -inf -> +0, NaN -> NaN. x > 0 is NOT supported
+ * (the integer exponent add is not range checked). */
+CK_VM512 __m512 ck_v16_exp_nonpos(__m512 x) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+    const __m512i tab = _mm512_setr_epi32(0x3f800000, 0x3f7daac3, 0x3f7b95c2, 0x3f79c3d3, 0x3f7837f0, 0x3f76f532,
+                                          0x3f75fed7, 0x3f75583f, 0x3f7504f3, 0x3f7508a4, 0x3f75672a, 0x3f76248c,
+                                          0x3f7744fd, 0x3f78ccdf, 0x3f7ac0c7, 0x3f7d257d);
+    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(23.0831203f), magic); /* 16 log2(e); low bits of t = k */
+    __m512 k = _mm512_sub_ps(t, magic);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.0433197021484375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.99663646e-06f), r);
+    __m512i ti = _mm512_castps_si512(t);
+    __m512i tb = _mm512_add_epi32(_mm512_permutexvar_epi32(ti, tab), _mm512_slli_epi32(ti, 19));
+    __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(0.166666672f), _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mul_ps(keep, _mm512_castsi512_ps(tb), p);
+}
+
 /* e^-(hi + lo) for a small correction lo (|lo| <= ulp(hi)): e^-hi * (1 - lo). */
 CK_VM512 __m512 ck_v16_exp_neg2(__m512 hi, __m512 lo) {
     __m512 e = ck_v16_exp(_mm512_sub_ps(_mm512_setzero_ps(), hi));
