@@ -34,82 +34,133 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
         float *yr = y + r * ldy;
         float *sr = sum_out != NULL ? sum_out + r * ld_sum : NULL;
 
-        /* pass 1: s (stored if asked), sum, min, max; two accumulators to shorten the add chain */
-        CKV acc0 = CKV_SET1(0.0f), acc1 = CKV_SET1(0.0f);
-        CKV vlo = CKV_SET1(INFINITY), vhi = CKV_SET1(-INFINITY);
-        int64_t j = 0;
-        for (; j + 2 * CKW <= nv; j += 2 * CKW) {
-            CKV a = CK_LN_S(j), b = CK_LN_S(j + CKW);
-            if (sr != NULL) { CKV_STORE(sr + j, a); CKV_STORE(sr + j + CKW, b); }
-            acc0 = CKV_ADD(acc0, a);
-            acc1 = CKV_ADD(acc1, b);
-            vlo = CKV_MIN(vlo, CKV_MIN(a, b));
-            vhi = CKV_MAX(vhi, CKV_MAX(a, b));
-        }
-        for (; j < nv; j += CKW) {
-            CKV a = CK_LN_S(j);
-            if (sr != NULL) CKV_STORE(sr + j, a);
-            acc0 = CKV_ADD(acc0, a);
-            vlo = CKV_MIN(vlo, a);
-            vhi = CKV_MAX(vhi, a);
-        }
-        if (rem > 0) {
-            CKV a = CK_LN_SM(nv, tm);
-            if (sr != NULL) CKV_STOREM(sr + nv, tm, a);
-            acc1 = CKV_ADD(acc1, a);
-            vlo = CKV_SELM(tm, vlo, CKV_MIN(vlo, a));
-            vhi = CKV_SELM(tm, vhi, CKV_MAX(vhi, a));
-        }
-        float sum = CKV_HSUM(CKV_ADD(acc0, acc1));
-        float lo = CKV_HMIN(vlo), hi = CKV_HMAX(vhi);
-        int shift = 0;
-        if (!isfinite(sum) && isfinite(lo) && isfinite(hi)) { /* fp32 sum overflowed: redo scaled */
-            const CKV sc = CKV_SET1(0x1p-64f);
-            shift = 64;
-            acc0 = CKV_SET1(0.0f);
-            for (j = 0; j < nv; j += CKW) acc0 = CKV_FMA(CK_LN_S(j), sc, acc0);
-            if (rem > 0) acc0 = CKV_FMA(CK_LN_SM(nv, tm), sc, acc0);
-            sum = CKV_HSUM(acc0);
-        }
-
-        float mean0, dscale, mu, rs, xshift;
-        if (ck_ln_row_pass1(n, inv_nd, sum, shift, lo, hi, &mean0, &dscale)) {
-            /* constant row: xhat == 0, y = beta exactly */
-            mu = mean0;
-            rs = (float)(1.0 / sqrt((double)eps));
-            const CKV z = CKV_SET1(0.0f);
-            for (j = 0; j < nv; j += CKW) CKV_STORE(yr + j, beta != NULL ? CKV_LOAD(beta + j) : z);
-            if (rem > 0) CKV_STOREM(yr + nv, tm, beta != NULL ? CKV_LOADM(beta + nv, tm) : z);
-        } else {
-            /* pass 2: deviations from the first-pass mean (times dscale, a power of two, when != 1) */
-            const CKV vm0 = CKV_SET1(mean0), vsc = CKV_SET1(dscale);
-            const int scaled = dscale != 1.0f;
+        /* Fast path: ONE statistics pass on d = s - K with K = the mean of the first vector (a cheap
+         * estimate of the row mean): mean = K + sum(d)/n, var = sum(d^2)/n - (sum(d)/n)^2 in double. Taken
+         * only when that correction is small (md^2 <= q/4, so var >= 3q/4 and the subtraction loses at most
+         * a factor 4/3 of relative accuracy against the two-pass form), the sums are finite and q = sum(d^2)/n
+         * is far above the fp32 underflow range; otherwise (constant rows, overflow, tiny spreads, rows whose
+         * first vector is far off the mean) the three-pass algorithm below runs from scratch. */
+        float mean0 = 0.0f, dscale = 1.0f, mu = 0.0f, rs = 0.0f, xshift = 0.0f;
+        int fast = 0, constant = 0;
+        {
+            const float K = nv > 0 ? CKV_HSUM(CK_LN_S(0)) * (1.0f / (float)CKW)
+                                   : (float)((double)CKV_HSUM(CK_LN_SM(0, tm)) * inv_nd);
+            const CKV vk = CKV_SET1(K);
             CKV sd0 = CKV_SET1(0.0f), sd1 = CKV_SET1(0.0f), q0 = CKV_SET1(0.0f), q1 = CKV_SET1(0.0f);
-#define CK_LN_D(expr) (scaled ? CKV_MUL(CKV_SUB((expr), vm0), vsc) : CKV_SUB((expr), vm0))
-            for (j = 0; j + 2 * CKW <= nv; j += 2 * CKW) {
-                CKV d0 = CK_LN_D(CK_LN_S(j));
-                CKV d1 = CK_LN_D(CK_LN_S(j + CKW));
-                sd0 = CKV_ADD(sd0, d0);
-                sd1 = CKV_ADD(sd1, d1);
-                q0 = CKV_FMA(d0, d0, q0);
-                q1 = CKV_FMA(d1, d1, q1);
+            int64_t j = 0;
+            for (; j + 2 * CKW <= nv; j += 2 * CKW) {
+                CKV a = CK_LN_S(j), b = CK_LN_S(j + CKW);
+                if (sr != NULL) { CKV_STORE(sr + j, a); CKV_STORE(sr + j + CKW, b); }
+                CKV da = CKV_SUB(a, vk), db = CKV_SUB(b, vk);
+                sd0 = CKV_ADD(sd0, da);
+                sd1 = CKV_ADD(sd1, db);
+                q0 = CKV_FMA(da, da, q0);
+                q1 = CKV_FMA(db, db, q1);
             }
             for (; j < nv; j += CKW) {
-                CKV d0 = CK_LN_D(CK_LN_S(j));
-                sd0 = CKV_ADD(sd0, d0);
-                q0 = CKV_FMA(d0, d0, q0);
+                CKV a = CK_LN_S(j);
+                if (sr != NULL) CKV_STORE(sr + j, a);
+                CKV da = CKV_SUB(a, vk);
+                sd0 = CKV_ADD(sd0, da);
+                q0 = CKV_FMA(da, da, q0);
             }
             if (rem > 0) {
-                CKV d1 = CKV_ZEROM(tm, CK_LN_D(CK_LN_SM(nv, tm)));
-                sd1 = CKV_ADD(sd1, d1);
-                q1 = CKV_FMA(d1, d1, q1);
+                CKV a = CK_LN_SM(nv, tm);
+                if (sr != NULL) CKV_STOREM(sr + nv, tm, a);
+                CKV db = CKV_ZEROM(tm, CKV_SUB(a, vk));
+                sd1 = CKV_ADD(sd1, db);
+                q1 = CKV_FMA(db, db, q1);
             }
-#undef CK_LN_D
-            ck_ln_row_pass2(inv_nd, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs, &xshift);
+            const float sdf = CKV_HSUM(CKV_ADD(sd0, sd1)), qf = CKV_HSUM(CKV_ADD(q0, q1));
+            const double md = (double)sdf * inv_nd, q = (double)qf * inv_nd;
+            if (isfinite(sdf) && isfinite(qf) && q >= 0x1p-100 && md * md <= 0.25 * q) {
+                const double var = q - md * md, rsd = 1.0 / sqrt(var + (double)eps), meand = (double)K + md;
+                mean0 = (float)meand;
+                mu = mean0;
+                rs = (float)rsd;
+                xshift = (float)(-(meand - (double)mean0) * rsd);
+                fast = 1;
+            }
+        }
+        if (!fast) {
+            /* pass 1: s (stored if asked), sum, min, max; two accumulators to shorten the add chain */
+            CKV acc0 = CKV_SET1(0.0f), acc1 = CKV_SET1(0.0f);
+            CKV vlo = CKV_SET1(INFINITY), vhi = CKV_SET1(-INFINITY);
+            int64_t j = 0;
+            for (; j + 2 * CKW <= nv; j += 2 * CKW) {
+                CKV a = CK_LN_S(j), b = CK_LN_S(j + CKW);
+                if (sr != NULL) { CKV_STORE(sr + j, a); CKV_STORE(sr + j + CKW, b); }
+                acc0 = CKV_ADD(acc0, a);
+                acc1 = CKV_ADD(acc1, b);
+                vlo = CKV_MIN(vlo, CKV_MIN(a, b));
+                vhi = CKV_MAX(vhi, CKV_MAX(a, b));
+            }
+            for (; j < nv; j += CKW) {
+                CKV a = CK_LN_S(j);
+                if (sr != NULL) CKV_STORE(sr + j, a);
+                acc0 = CKV_ADD(acc0, a);
+                vlo = CKV_MIN(vlo, a);
+                vhi = CKV_MAX(vhi, a);
+            }
+            if (rem > 0) {
+                CKV a = CK_LN_SM(nv, tm);
+                if (sr != NULL) CKV_STOREM(sr + nv, tm, a);
+                acc1 = CKV_ADD(acc1, a);
+                vlo = CKV_SELM(tm, vlo, CKV_MIN(vlo, a));
+                vhi = CKV_SELM(tm, vhi, CKV_MAX(vhi, a));
+            }
+            float sum = CKV_HSUM(CKV_ADD(acc0, acc1));
+            float lo = CKV_HMIN(vlo), hi = CKV_HMAX(vhi);
+            int shift = 0;
+            if (!isfinite(sum) && isfinite(lo) && isfinite(hi)) { /* fp32 sum overflowed: redo scaled */
+                const CKV sc = CKV_SET1(0x1p-64f);
+                shift = 64;
+                acc0 = CKV_SET1(0.0f);
+                for (j = 0; j < nv; j += CKW) acc0 = CKV_FMA(CK_LN_S(j), sc, acc0);
+                if (rem > 0) acc0 = CKV_FMA(CK_LN_SM(nv, tm), sc, acc0);
+                sum = CKV_HSUM(acc0);
+            }
 
+            if (ck_ln_row_pass1(n, inv_nd, sum, shift, lo, hi, &mean0, &dscale)) {
+                constant = 1;
+                /* constant row: xhat == 0, y = beta exactly */
+                mu = mean0;
+                rs = (float)(1.0 / sqrt((double)eps));
+                const CKV z = CKV_SET1(0.0f);
+                for (j = 0; j < nv; j += CKW) CKV_STORE(yr + j, beta != NULL ? CKV_LOAD(beta + j) : z);
+                if (rem > 0) CKV_STOREM(yr + nv, tm, beta != NULL ? CKV_LOADM(beta + nv, tm) : z);
+            } else {
+                /* pass 2: deviations from the first-pass mean (times dscale, a power of two, when != 1) */
+                const CKV vm0 = CKV_SET1(mean0), vsc = CKV_SET1(dscale);
+                const int scaled = dscale != 1.0f;
+                CKV sd0 = CKV_SET1(0.0f), sd1 = CKV_SET1(0.0f), q0 = CKV_SET1(0.0f), q1 = CKV_SET1(0.0f);
+#define CK_LN_D(expr) (scaled ? CKV_MUL(CKV_SUB((expr), vm0), vsc) : CKV_SUB((expr), vm0))
+                for (j = 0; j + 2 * CKW <= nv; j += 2 * CKW) {
+                    CKV d0 = CK_LN_D(CK_LN_S(j));
+                    CKV d1 = CK_LN_D(CK_LN_S(j + CKW));
+                    sd0 = CKV_ADD(sd0, d0);
+                    sd1 = CKV_ADD(sd1, d1);
+                    q0 = CKV_FMA(d0, d0, q0);
+                    q1 = CKV_FMA(d1, d1, q1);
+                }
+                for (; j < nv; j += CKW) {
+                    CKV d0 = CK_LN_D(CK_LN_S(j));
+                    sd0 = CKV_ADD(sd0, d0);
+                    q0 = CKV_FMA(d0, d0, q0);
+                }
+                if (rem > 0) {
+                    CKV d1 = CKV_ZEROM(tm, CK_LN_D(CK_LN_SM(nv, tm)));
+                    sd1 = CKV_ADD(sd1, d1);
+                    q1 = CKV_FMA(d1, d1, q1);
+                }
+#undef CK_LN_D
+                ck_ln_row_pass2(inv_nd, mean0, dscale, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), eps, &mu, &rs, &xshift);
+            }
+        }
+        if (!constant) {
             /* pass 3: y = xhat * gamma + beta, xhat = (s - mean0) * rstd + shift (see ck_ln_row_pass2) */
-            const CKV vrs = CKV_SET1(rs), vsh = CKV_SET1(xshift), one = CKV_SET1(1.0f), z = CKV_SET1(0.0f);
-            for (j = 0; j < nv; j += CKW) {
+            const CKV vm0 = CKV_SET1(mean0), vrs = CKV_SET1(rs), vsh = CKV_SET1(xshift), one = CKV_SET1(1.0f), z = CKV_SET1(0.0f);
+            for (int64_t j = 0; j < nv; j += CKW) {
                 CKV xh = CKV_FMA(CKV_SUB(CK_LN_S(j), vm0), vrs, vsh);
                 CKV g = gamma != NULL ? CKV_LOAD(gamma + j) : one;
                 CKV b = beta != NULL ? CKV_LOAD(beta + j) : z;
