@@ -252,6 +252,7 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_bwd)(CK_LN_BWD_ARGS) {
  * <= CKV_SM_CHUNK vectors (e.g. 128 columns) therefore reads x once and writes y once; f = 1/S then, as in
  * the plain three-pass form. Rows longer than CKV_SM_CHUNK * CK_SM_MAXCHUNKS vectors use the three-pass
  * loop below. Each chunk reads its x before it writes its y, so y may alias x. */
+#if CKV_SM_CHUNK > 0
 #define CK_SM_MAXCHUNKS 64
 #define CK_SM_ALWAYS_INLINE __attribute__((always_inline)) static inline
 
@@ -390,9 +391,14 @@ CKV_TARGET CK_SM_ALWAYS_INLINE void CKV_SUFFIX(ck_sm_rows)(const int NVL, int64_
     }
 }
 
+#endif /* CKV_SM_CHUNK > 0 */
+
 CKV_TARGET static void CKV_SUFFIX(ck_softmax_fwd_3pass)(CK_SM_FWD_ARGS);
 
 CKV_TARGET void CKV_SUFFIX(ck_softmax_fwd)(CK_SM_FWD_ARGS) {
+#if CKV_SM_CHUNK == 0
+    CKV_SUFFIX(ck_softmax_fwd_3pass)(rows, cols, x, ldx, mask, ldm, mask_group, y, ldy, scale);
+#else
     const int64_t nvec = (cols + CKW - 1) / CKW;
     if (nvec > (int64_t)CKV_SM_CHUNK * CK_SM_MAXCHUNKS) {
         CKV_SUFFIX(ck_softmax_fwd_3pass)(rows, cols, x, ldx, mask, ldm, mask_group, y, ldy, scale);
@@ -411,6 +417,7 @@ CKV_TARGET void CKV_SUFFIX(ck_softmax_fwd)(CK_SM_FWD_ARGS) {
     default: break;
     }
 #undef CK_SM_CASE
+#endif
 }
 
 /* Plain three passes (max; exp into y and sum; scale) for very long rows. */
