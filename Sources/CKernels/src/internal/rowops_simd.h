@@ -17,10 +17,82 @@
 
 #include <math.h>
 
+/* Rows up to this many columns get their statistics computed two rows at a time. */
+#define CK_LN_PAIR_MAX_COLS 512
+
 /* s = x (+ r) for a full vector / a masked tail (inactive lanes 0). */
 #define CK_LN_S(j) (rr != NULL ? CKV_ADD(CKV_LOAD(xr + (j)), CKV_LOAD(rr + (j))) : CKV_LOAD(xr + (j)))
 #define CK_LN_SM(j, m) \
     (rr != NULL ? CKV_ADD(CKV_LOADM(xr + (j), m), CKV_LOADM(rr + (j), m)) : CKV_LOADM(xr + (j), m))
+
+/* Fast-path decision and row constants from K, sum(d), sum(d^2) (see the fast path in the kernel). */
+static inline int ck_ln_fast_finish(float K, float sdf, float qf, double inv_nd, float eps, float *mean0,
+                                    float *rs, float *xshift) {
+    const double md = (double)sdf * inv_nd, q = (double)qf * inv_nd;
+    if (!(isfinite(sdf) && isfinite(qf) && q >= 0x1p-100 && md * md <= 0.25 * q)) return 0;
+    const double var = q - md * md, rsd = 1.0 / sqrt(var + (double)eps), meand = (double)K + md;
+    *mean0 = (float)meand;
+    *rs = (float)rsd;
+    *xshift = (float)(-(meand - (double)*mean0) * rsd);
+    return 1;
+}
+
+/* Fast-path statistics of two rows at once (a = row r, b = row r + 1), interleaved so the two rows'
+ * reduction chains overlap; per row the same arithmetic as the single-row fast path except that each row
+ * row: bitwise the same arithmetic as the single-row fast path. */
+CKV_TARGET static inline void CKV_SUFFIX(ck_ln_stats2)(int64_t nv, int64_t rem, CKM tm, double inv_nd,
+                                                       const float *xa, const float *ra, float *sa,
+                                                       const float *xb, const float *rb, float *sb,
+                                                       float *Ka, float *sda, float *qa,
+                                                       float *Kb, float *sdb, float *qb) {
+#define CK_LN_S2(xp, rp, j) (rp != NULL ? CKV_ADD(CKV_LOAD(xp + (j)), CKV_LOAD(rp + (j))) : CKV_LOAD(xp + (j)))
+#define CK_LN_SM2(xp, rp, j, m) \
+    (rp != NULL ? CKV_ADD(CKV_LOADM(xp + (j), m), CKV_LOADM(rp + (j), m)) : CKV_LOADM(xp + (j), m))
+    const float ka = nv > 0 ? CKV_HSUM(CK_LN_S2(xa, ra, 0)) * (1.0f / (float)CKW)
+                            : (float)((double)CKV_HSUM(CK_LN_SM2(xa, ra, 0, tm)) * inv_nd);
+    const float kb = nv > 0 ? CKV_HSUM(CK_LN_S2(xb, rb, 0)) * (1.0f / (float)CKW)
+                            : (float)((double)CKV_HSUM(CK_LN_SM2(xb, rb, 0, tm)) * inv_nd);
+    const CKV vka = CKV_SET1(ka), vkb = CKV_SET1(kb);
+    CKV da0 = CKV_SET1(0.0f), da1 = da0, qa0 = da0, qa1 = da0, db0 = da0, db1 = da0, qb0 = da0, qb1 = da0;
+    int64_t j = 0;
+    for (; j + 2 * CKW <= nv; j += 2 * CKW) {
+        CKV a0 = CK_LN_S2(xa, ra, j), a1 = CK_LN_S2(xa, ra, j + CKW);
+        CKV b0 = CK_LN_S2(xb, rb, j), b1 = CK_LN_S2(xb, rb, j + CKW);
+        if (sa != NULL) {
+            CKV_STORE(sa + j, a0); CKV_STORE(sa + j + CKW, a1);
+            CKV_STORE(sb + j, b0); CKV_STORE(sb + j + CKW, b1);
+        }
+        a0 = CKV_SUB(a0, vka); a1 = CKV_SUB(a1, vka);
+        b0 = CKV_SUB(b0, vkb); b1 = CKV_SUB(b1, vkb);
+        da0 = CKV_ADD(da0, a0); da1 = CKV_ADD(da1, a1);
+        db0 = CKV_ADD(db0, b0); db1 = CKV_ADD(db1, b1);
+        qa0 = CKV_FMA(a0, a0, qa0); qa1 = CKV_FMA(a1, a1, qa1);
+        qb0 = CKV_FMA(b0, b0, qb0); qb1 = CKV_FMA(b1, b1, qb1);
+    }
+    for (; j < nv; j += CKW) {
+        CKV a = CK_LN_S2(xa, ra, j), b = CK_LN_S2(xb, rb, j);
+        if (sa != NULL) { CKV_STORE(sa + j, a); CKV_STORE(sb + j, b); }
+        CKV da = CKV_SUB(a, vka), db = CKV_SUB(b, vkb);
+        da0 = CKV_ADD(da0, da);
+        db0 = CKV_ADD(db0, db);
+        qa0 = CKV_FMA(da, da, qa0);
+        qb0 = CKV_FMA(db, db, qb0);
+    }
+    if (rem > 0) {
+        CKV a = CK_LN_SM2(xa, ra, nv, tm), b = CK_LN_SM2(xb, rb, nv, tm);
+        if (sa != NULL) { CKV_STOREM(sa + nv, tm, a); CKV_STOREM(sb + nv, tm, b); }
+        CKV da = CKV_ZEROM(tm, CKV_SUB(a, vka)), db = CKV_ZEROM(tm, CKV_SUB(b, vkb));
+        da1 = CKV_ADD(da1, da);
+        db1 = CKV_ADD(db1, db);
+        qa1 = CKV_FMA(da, da, qa1);
+        qb1 = CKV_FMA(db, db, qb1);
+    }
+#undef CK_LN_S2
+#undef CK_LN_SM2
+    *Ka = ka; *Kb = kb;
+    *sda = CKV_HSUM(CKV_ADD(da0, da1)); *sdb = CKV_HSUM(CKV_ADD(db0, db1));
+    *qa = CKV_HSUM(CKV_ADD(qa0, qa1)); *qb = CKV_HSUM(CKV_ADD(qb0, qb1));
+}
 
 CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
     const int64_t n = cols;
@@ -28,6 +100,8 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
     const int64_t rem = n - nv;
     const CKM tm = CKV_TAIL(rem > 0 ? rem : 1);
     const double inv_nd = 1.0 / (double)n;
+    int next_ready = 0, next_fast = 0; /* fast-path statistics of row r + 1 already computed (pairs) */
+    float next_m0 = 0.0f, next_rs = 0.0f, next_sh = 0.0f;
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * ldx;
         const float *rr = residual != NULL ? residual + r * ld_residual : NULL;
@@ -42,11 +116,27 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
          * first vector is far off the mean) the three-pass algorithm below runs from scratch. */
         float mean0 = 0.0f, dscale = 1.0f, mu = 0.0f, rs = 0.0f, xshift = 0.0f;
         int fast = 0, constant = 0;
-        {
+        if (next_ready) {
+            next_ready = 0;
+            fast = next_fast;
+            mean0 = next_m0; rs = next_rs; xshift = next_sh; mu = mean0;
+        } else if (r + 1 < rows && n <= CK_LN_PAIR_MAX_COLS) {
+            float Ka, sda, qa, Kb, sdb, qb;
+            CKV_SUFFIX(ck_ln_stats2)(nv, rem, tm, inv_nd, xr, rr, sr, x + (r + 1) * ldx,
+                                     residual != NULL ? residual + (r + 1) * ld_residual : NULL,
+                                     sum_out != NULL ? sum_out + (r + 1) * ld_sum : NULL,
+                                     &Ka, &sda, &qa, &Kb, &sdb, &qb);
+            fast = ck_ln_fast_finish(Ka, sda, qa, inv_nd, eps, &mean0, &rs, &xshift);
+            mu = mean0;
+            next_fast = ck_ln_fast_finish(Kb, sdb, qb, inv_nd, eps, &next_m0, &next_rs, &next_sh);
+            next_ready = 1;
+        } else {
             const float K = nv > 0 ? CKV_HSUM(CK_LN_S(0)) * (1.0f / (float)CKW)
                                    : (float)((double)CKV_HSUM(CK_LN_SM(0, tm)) * inv_nd);
             const CKV vk = CKV_SET1(K);
-            CKV sd0 = CKV_SET1(0.0f), sd1 = CKV_SET1(0.0f), q0 = CKV_SET1(0.0f), q1 = CKV_SET1(0.0f);
+            /* accumulators in the same order as ck_ln_stats2: a row's result does not depend on whether it
+             * was paired with a neighbour */
+            CKV sd0 = CKV_SET1(0.0f), sd1 = sd0, q0 = sd0, q1 = sd0;
             int64_t j = 0;
             for (; j + 2 * CKW <= nv; j += 2 * CKW) {
                 CKV a = CK_LN_S(j), b = CK_LN_S(j + CKW);
@@ -71,16 +161,9 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
                 sd1 = CKV_ADD(sd1, db);
                 q1 = CKV_FMA(db, db, q1);
             }
-            const float sdf = CKV_HSUM(CKV_ADD(sd0, sd1)), qf = CKV_HSUM(CKV_ADD(q0, q1));
-            const double md = (double)sdf * inv_nd, q = (double)qf * inv_nd;
-            if (isfinite(sdf) && isfinite(qf) && q >= 0x1p-100 && md * md <= 0.25 * q) {
-                const double var = q - md * md, rsd = 1.0 / sqrt(var + (double)eps), meand = (double)K + md;
-                mean0 = (float)meand;
-                mu = mean0;
-                rs = (float)rsd;
-                xshift = (float)(-(meand - (double)mean0) * rsd);
-                fast = 1;
-            }
+            fast = ck_ln_fast_finish(K, CKV_HSUM(CKV_ADD(sd0, sd1)), CKV_HSUM(CKV_ADD(q0, q1)), inv_nd, eps, &mean0,
+                                     &rs, &xshift);
+            mu = mean0;
         }
         if (!fast) {
             /* pass 1: s (stored if asked), sum, min, max; two accumulators to shorten the add chain */
