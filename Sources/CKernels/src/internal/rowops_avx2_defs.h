@@ -54,6 +54,7 @@ CKV_TARGET static inline float ck_rowops_hmin8(__m256 v) {
 #define CKV_HSUM(v) ck_rowops_hsum8(v)
 #define CKV_HMAX(v) ck_rowops_hmax8(v)
 #define CKV_HMIN(v) ck_rowops_hmin8(v)
+#define CKV_LN_PAIR_MAX_COLS 0 /* layernorm: no row pairing (16 ymm registers: the paired statistics loop spilled, ~40% slower) */
 #define CKV_EXP(v) ck_v8_exp(v)
 #define CKV_EXP_NONPOS(v) ck_v8_exp(v)
 /* softmax: no register chunking (16 ymm registers: chunks of 8 spilled and measured ~2% slower than the

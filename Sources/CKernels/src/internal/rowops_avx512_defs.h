@@ -27,6 +27,7 @@
 #define CKV_HSUM(v) _mm512_reduce_add_ps(v)
 #define CKV_HMAX(v) _mm512_reduce_max_ps(v)
 #define CKV_HMIN(v) _mm512_reduce_min_ps(v)
+#define CKV_LN_PAIR_MAX_COLS 512 /* layernorm: pair rows up to this many columns */
 #define CKV_EXP(v) ck_v16_exp(v)
 #define CKV_EXP_NONPOS(v) ck_v16_exp_nonpos(v) /* softmax: arguments z - max <= 0 */
 #define CKV_SM_CHUNK 16 /* softmax: vectors per register chunk */

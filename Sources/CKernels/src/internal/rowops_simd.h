@@ -17,8 +17,8 @@
 
 #include <math.h>
 
-/* Rows up to this many columns get their statistics computed two rows at a time. */
-#define CK_LN_PAIR_MAX_COLS 512
+/* Rows up to CKV_LN_PAIR_MAX_COLS columns (per ISA; 0 = never) get their statistics computed two rows at a
+ * time. */
 
 /* s = x (+ r) for a full vector / a masked tail (inactive lanes 0). */
 #define CK_LN_S(j) (rr != NULL ? CKV_ADD(CKV_LOAD(xr + (j)), CKV_LOAD(rr + (j))) : CKV_LOAD(xr + (j)))
@@ -37,6 +37,7 @@ static inline int ck_ln_fast_finish(float K, float sdf, float qf, double inv_nd,
     return 1;
 }
 
+#if CKV_LN_PAIR_MAX_COLS > 0
 /* Fast-path statistics of two rows at once (a = row r, b = row r + 1), interleaved so the two rows'
  * reduction chains overlap; per row the same arithmetic as the single-row fast path except that each row
  * row: bitwise the same arithmetic as the single-row fast path. */
@@ -94,6 +95,8 @@ CKV_TARGET static inline void CKV_SUFFIX(ck_ln_stats2)(int64_t nv, int64_t rem, 
     *qa = CKV_HSUM(CKV_ADD(qa0, qa1)); *qb = CKV_HSUM(CKV_ADD(qb0, qb1));
 }
 
+#endif
+
 CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
     const int64_t n = cols;
     const int64_t nv = n / CKW * CKW;
@@ -120,7 +123,9 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
             next_ready = 0;
             fast = next_fast;
             mean0 = next_m0; rs = next_rs; xshift = next_sh; mu = mean0;
-        } else if (r + 1 < rows && n <= CK_LN_PAIR_MAX_COLS) {
+        }
+#if CKV_LN_PAIR_MAX_COLS > 0
+        else if (r + 1 < rows && n <= CKV_LN_PAIR_MAX_COLS) {
             float Ka, sda, qa, Kb, sdb, qb;
             CKV_SUFFIX(ck_ln_stats2)(nv, rem, tm, inv_nd, xr, rr, sr, x + (r + 1) * ldx,
                                      residual != NULL ? residual + (r + 1) * ld_residual : NULL,
@@ -130,7 +135,9 @@ CKV_TARGET void CKV_SUFFIX(ck_layernorm_fwd)(CK_LN_FWD_ARGS) {
             mu = mean0;
             next_fast = ck_ln_fast_finish(Kb, sdb, qb, inv_nd, eps, &next_m0, &next_rs, &next_sh);
             next_ready = 1;
-        } else {
+        }
+#endif
+        else {
             const float K = nv > 0 ? CKV_HSUM(CK_LN_S(0)) * (1.0f / (float)CKW)
                                    : (float)((double)CKV_HSUM(CK_LN_SM(0, tm)) * inv_nd);
             const CKV vk = CKV_SET1(K);
