@@ -80,4 +80,68 @@ import Testing
         }
         print("adapter training finite differences \(preset) \(act) residual_before_ln=\(residual): max abs err \(worst)")
     }
+
+    /// Stack of a seq_bn (tanh) and a double_seq_bn-style (swish, no original_ln_before) adapter at one site:
+    /// all 8 parameter gradients and dh, da against central differences (same budget as above).
+    @Test func stackBackwardMatchesFiniteDifferences() throws {
+        let hidden = 8, rows = 3
+        let c1 = try BottleneckConfig.preset("seq_bn", overrides: ["reduction_factor": .int(2), "non_linearity": .string("tanh")])
+        let c2 = try BottleneckConfig.preset("seq_bn", overrides: ["reduction_factor": .int(4), "non_linearity": .string("swish"),
+                                                                   "original_ln_before": .bool(false)])
+        let m1 = BottleneckAdapterTrainingModule(try BottleneckAdapter(name: "s1", config: c1, hiddenSize: hidden, numLayers: 1), keyPrefix: "")
+        let m2 = BottleneckAdapterTrainingModule(try BottleneckAdapter(name: "s2", config: c2, hiddenSize: hidden, numLayers: 1), keyPrefix: "")
+        let stack = AdapterStackTrainingModule([m1, m2])
+        var rng = SeededRNG(seed: 12)
+        func random(_ shape: [Int], _ std: Float) -> Tensor {
+            Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal(mean: 0, std: std) })
+        }
+        for m in [m1, m2] { for k in m.parameters.keys.sorted() { m.parameters[k] = random(m.parameters[k]!.shape, 0.5) } }
+        let h = random([rows, hidden], 1), a = random([rows, hidden], 1), r = random([rows, hidden], 1)
+        let ln = SublayerLayerNorm(weight: Tensor(shape: [hidden], scalars: (0..<hidden).map { 1 - 0.05 * Float($0) }),
+                                   bias: random([hidden], 0.1), eps: 1e-12)
+        let context = ComputeContext(threads: 1)
+        func loss(_ h: Tensor, _ a: Tensor) -> Double {
+            var g = SeededRNG(seed: 0)
+            let y = stack.trainingForward(layer: 0, location: .output, hidden: h, residual: a, layerNorm: ln, batch: 1,
+                                          sequenceLength: rows, saveForBackward: false, dropout: .off, rng: &g,
+                                          context: context)!.output
+            return zip(y.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var g = SeededRNG(seed: 0)
+        let fwd = try #require(stack.trainingForward(layer: 0, location: .output, hidden: h, residual: a, layerNorm: ln,
+                                                     batch: 1, sequenceLength: rows, saveForBackward: true,
+                                                     dropout: .off, rng: &g, context: context))
+        let (dh, da) = stack.trainingBackward(layer: 0, location: .output, outputGradient: r, saved: fwd.saved,
+                                              layerNorm: ln, context: context)
+        let grads = stack.takeGradients()
+        #expect(grads.count == 8)
+        let eps: Float = 1e-2
+        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) -> Double) -> Double {
+            var s = t.scalars
+            let x = s[i]
+            s[i] = x + eps
+            let up = f(Tensor(shape: t.shape, scalars: s))
+            s[i] = x - eps
+            let down = f(Tensor(shape: t.shape, scalars: s))
+            return (up - down) / Double(2 * eps)
+        }
+        var worst = 0.0
+        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
+            worst = max(worst, expectClose(analytic.scalars, numeric, atol: 3e-3, rtol: 1e-2, "stack \(what)").maxAbsError)
+        }
+        check(dh, (0..<h.count).map { i in fd(h, i) { loss($0, a) } }, "dh")
+        check(da, (0..<a.count).map { i in fd(a, i) { loss(h, $0) } }, "da")
+        for name in grads.keys.sorted() {
+            let p = stack.parameters[name]!
+            let numeric = (0..<p.count).map { i in
+                fd(p, i) { t in
+                    stack.setParameters([name: t])
+                    defer { stack.setParameters([name: p]) }
+                    return loss(h, a)
+                }
+            }
+            check(grads[name]!, numeric, name)
+        }
+        print("adapter training finite differences stack: max abs err \(worst)")
+    }
 }

@@ -110,4 +110,23 @@ func adapterTrainingStep(encoder: BertEncoder, input: EncoderInput, adapter: Bot
             try expectParity(logits, file, "\(prefix)logits", "\(name) training forward")
         }
     }
+
+    /// Stack("s1","s2") through the training path (dropout off) reproduces the `stack/` inference fixture,
+    /// with and without skip_layers [0] (1e-5 abs + 1e-5 rel).
+    @Test func stackTrainingForwardMatchesInferenceFixture() throws {
+        let model = try adapterFixtureModel("stack", adapters: ["s1", "s2"])
+        let (file, input) = try adapterFixture("stack")
+        let stack = AdapterStackTrainingModule([BottleneckAdapterTrainingModule(try #require(model.adapters["s1"])),
+                                                BottleneckAdapterTrainingModule(try #require(model.adapters["s2"]))])
+        let head = PredictionHeadTrainingModule(try #require(model.heads["s2"]))
+        let context = ComputeContext(threads: 1)
+        for (prefix, skip) in [("", Set<Int>()), ("skip_0.", Set([0]))] {
+            stack.skipLayers = skip
+            var rng = SeededRNG(seed: 0)
+            let tape = try model.encoder.trainingForward(input, trainable: stack, dropout: .off, rng: &rng, context: context)
+            let logits = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength,
+                                      context: context).logits
+            try expectParity(logits, file, "\(prefix)logits", "stack training forward")
+        }
+    }
 }

@@ -42,12 +42,16 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
     /// Accumulated gradients of this step by full name; only parameters of sites that ran a backward.
     public private(set) var gradients: [String: Tensor] = [:]
 
-    private struct Saved {
+    struct CoreSaved {
         var ln1: LayerNormOutput?  // original_ln_before
-        var ln2: LayerNormOutput?  // original_ln_after
         var x: Tensor              // adapter input
         var preactivation: Tensor  // W_down·x + b_down
         var down: Tensor           // act(pre)
+    }
+
+    private struct Saved {
+        var core: CoreSaved
+        var ln2: LayerNormOutput?  // original_ln_after
     }
 
     /// - Parameters:
@@ -114,6 +118,15 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
                                 context: ComputeContext) -> TrainableSublayerForward? {
         let site = AdapterSite(layer: layer, location: location)
         guard !skipLayers.contains(layer), sites.contains(site) else { return nil }
+        let (o, core) = coreForward(site: site, hidden: h, residual: a, layerNorm: layerNorm, context: context)
+        let (y, ln2) = postForward(o, residual: a, layerNorm: layerNorm, context: context)
+        return TrainableSublayerForward(output: y, saved: saveForBackward ? Saved(core: core, ln2: ln2) : nil)
+    }
+
+    /// pre_forward + forward at `site` (which must exist): the adapter output o `[rows, hidden]` before
+    /// post_forward, and what its backward needs.
+    func coreForward(site: AdapterSite, hidden h: Tensor, residual a: Tensor, layerNorm: SublayerLayerNorm,
+                     context: ComputeContext) -> (Tensor, CoreSaved) {
         let n = names(site)
         var x = h, ln1: LayerNormOutput? = nil
         if config.originalLayerNormBefore {
@@ -132,16 +145,16 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
         let down = activation(pre, config.activation, context: context)
         var up = linear(down, weight: parameters[n.uw]!, bias: parameters[n.ub]!, context: context)
         if scale != 1 { up = scaled(up, by: scale, context: context) }
-        let o = add(up, r, context: context)
-        var y = o, ln2: LayerNormOutput? = nil
-        if config.originalLayerNormAfter {
-            let out = AdapterCore.layerNorm(o, residual: a, weight: layerNorm.weight, bias: layerNorm.bias,
-                                            eps: layerNorm.eps, context: context)
-            ln2 = out
-            y = out.output
-        }
-        let saved = saveForBackward ? Saved(ln1: ln1, ln2: ln2, x: x, preactivation: pre, down: down) : nil
-        return TrainableSublayerForward(output: y, saved: saved)
+        return (add(up, r, context: context), CoreSaved(ln1: ln1, x: x, preactivation: pre, down: down))
+    }
+
+    /// post_forward: `LN(o + a)` with `original_ln_after`, else o.
+    func postForward(_ o: Tensor, residual a: Tensor, layerNorm: SublayerLayerNorm,
+                     context: ComputeContext) -> (Tensor, LayerNormOutput?) {
+        guard config.originalLayerNormAfter else { return (o, nil) }
+        let out = AdapterCore.layerNorm(o, residual: a, weight: layerNorm.weight, bias: layerNorm.bias,
+                                        eps: layerNorm.eps, context: context)
+        return (out.output, out)
     }
 
     private func gradientBuffer(_ key: String) -> Tensor {
@@ -152,14 +165,28 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
                                  layerNorm: SublayerLayerNorm,
                                  context: ComputeContext) -> (hidden: Tensor, residual: Tensor) {
         guard let s = saved as? Saved else { preconditionFailure("adapter \(name): backward without saved state at layer \(layer) \(location)") }
-        let n = names(AdapterSite(layer: layer, location: location))
         var da = Tensor(zeros: dy.shape)
-        var dOut = dy
-        if let ln2 = s.ln2 {
-            dOut = layerNormBackward(dy, input: ln2.normalizedInput, weight: layerNorm.weight, mean: ln2.mean,
+        let dOut = postBackward(dy, ln2: s.ln2, layerNorm: layerNorm, residualGradient: &da, context: context)
+        let dh = coreBackward(site: AdapterSite(layer: layer, location: location), outputGradient: dOut, saved: s.core,
+                              layerNorm: layerNorm, residualGradient: &da, context: context)
+        return (dh, da)
+    }
+
+    /// Backward of `postForward`: returns dL/do and adds dL/da into `residualGradient`.
+    func postBackward(_ dy: Tensor, ln2: LayerNormOutput?, layerNorm: SublayerLayerNorm,
+                      residualGradient da: inout Tensor, context: ComputeContext) -> Tensor {
+        guard let ln2 else { return dy }
+        let dOut = layerNormBackward(dy, input: ln2.normalizedInput, weight: layerNorm.weight, mean: ln2.mean,
                                      rstd: ln2.rstd, context: context)
-            accumulate(dOut, into: &da, context: context)
-        }
+        accumulate(dOut, into: &da, context: context)
+        return dOut
+    }
+
+    /// Backward of `coreForward`: accumulates the site's parameter gradients, adds dL/da into
+    /// `residualGradient` and returns dL/dh.
+    func coreBackward(site: AdapterSite, outputGradient dOut: Tensor, saved s: CoreSaved, layerNorm: SublayerLayerNorm,
+                      residualGradient da: inout Tensor, context: ComputeContext) -> Tensor {
+        let n = names(site)
         // o = u + r: dr = dOut, du = dOut; u = (W_up·d + b_up)·s.
         let dUp = scale != 1 ? scaled(dOut, by: scale, context: context) : dOut
         var dDown = Tensor(zeros: s.down.shape)
@@ -194,7 +221,88 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
             dh = dx  // x = h and r = h
             accumulate(dOut, into: &dh, context: context)
         }
-        return (dh, da)
+        return dh
+    }
+}
+
+/// `Stack(a, b, …)` of bottleneck adapters as one trainable module: at each site every stacked adapter that
+/// has a module there runs its pre_forward + forward on the previous one's output (pre_forward, and so
+/// `LN(o + a)` with `original_ln_before`, is re-run before each; adapters-reference.md "Stack"), then the last
+/// one's post_forward:
+/// ```
+/// o₀ = h;  oᵢ = forwardᵢ(preᵢ(oᵢ₋₁, a));  y = post_last(o_last, a)
+/// ```
+/// Each adapter keeps its own `parameters` / `gradients` (names are disjoint: they contain the adapter name).
+/// `skipLayers` applies to the whole stack.
+public final class AdapterStackTrainingModule: TrainableSublayer {
+    /// The stacked adapters, first to last.
+    public let adapters: [BottleneckAdapterTrainingModule]
+    /// Layers skipped by AdapterDrop.
+    public var skipLayers: Set<Int> = []
+
+    private struct Saved {
+        var cores: [(index: Int, saved: BottleneckAdapterTrainingModule.CoreSaved)]
+        var ln2: LayerNormOutput?
+    }
+
+    /// - Parameter adapters: at least one; each in the supported subset of `BottleneckAdapterTrainingModule`.
+    public init(_ adapters: [BottleneckAdapterTrainingModule]) {
+        precondition(!adapters.isEmpty, "AdapterStackTrainingModule: empty stack")
+        self.adapters = adapters
+    }
+
+    /// All parameters by full name.
+    public var parameters: [String: Tensor] {
+        adapters.reduce(into: [:]) { all, a in for (k, v) in a.parameters { all[k] = v } }
+    }
+
+    /// Writes updated parameters back to the adapter that owns each name.
+    public func setParameters(_ values: [String: Tensor]) {
+        for a in adapters { for k in a.parameters.keys { if let v = values[k] { a.parameters[k] = v } } }
+    }
+
+    /// This step's gradients of all adapters; clears them.
+    public func takeGradients() -> [String: Tensor] {
+        adapters.reduce(into: [:]) { all, a in for (k, v) in a.takeGradients() { all[k] = v } }
+    }
+
+    public func hasTrainableParameters(layer: Int) -> Bool {
+        !skipLayers.contains(layer) && adapters.contains { $0.sites.contains { $0.layer == layer } }
+    }
+
+    public func trainingForward(layer: Int, location: AdapterLocation, hidden h: Tensor, residual a: Tensor,
+                                layerNorm: SublayerLayerNorm, batch: Int, sequenceLength: Int, saveForBackward: Bool,
+                                dropout: EncoderDropout, rng: inout SeededRNG,
+                                context: ComputeContext) -> TrainableSublayerForward? {
+        let site = AdapterSite(layer: layer, location: location)
+        guard !skipLayers.contains(layer) else { return nil }
+        let present = adapters.indices.filter { adapters[$0].sites.contains(site) }
+        guard let last = present.last else { return nil }
+        var o = h
+        var cores: [(Int, BottleneckAdapterTrainingModule.CoreSaved)] = []
+        for i in present {
+            let (next, saved) = adapters[i].coreForward(site: site, hidden: o, residual: a, layerNorm: layerNorm, context: context)
+            if saveForBackward { cores.append((i, saved)) }
+            o = next
+        }
+        let (y, ln2) = adapters[last].postForward(o, residual: a, layerNorm: layerNorm, context: context)
+        return TrainableSublayerForward(output: y, saved: saveForBackward ? Saved(cores: cores, ln2: ln2) : nil)
+    }
+
+    public func trainingBackward(layer: Int, location: AdapterLocation, outputGradient dy: Tensor, saved: Any?,
+                                 layerNorm: SublayerLayerNorm,
+                                 context: ComputeContext) -> (hidden: Tensor, residual: Tensor) {
+        guard let s = saved as? Saved, let last = s.cores.last else {
+            preconditionFailure("adapter stack: backward without saved state at layer \(layer) \(location)")
+        }
+        let site = AdapterSite(layer: layer, location: location)
+        var da = Tensor(zeros: dy.shape)
+        var g = adapters[last.index].postBackward(dy, ln2: s.ln2, layerNorm: layerNorm, residualGradient: &da, context: context)
+        for (i, core) in s.cores.reversed() {
+            g = adapters[i].coreBackward(site: site, outputGradient: g, saved: core, layerNorm: layerNorm,
+                                         residualGradient: &da, context: context)
+        }
+        return (g, da)
     }
 }
 
