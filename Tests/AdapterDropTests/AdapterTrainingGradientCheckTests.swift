@@ -144,4 +144,57 @@ import Testing
         }
         print("adapter training finite differences stack: max abs err \(worst)")
     }
+
+    /// Classification head (2 layers, tanh; cross-entropy over 3 labels) and regression head (1 label, 3 layers,
+    /// MSE): gradients of the weights and of the encoder output ([CLS] rows only) against central differences
+    /// (ε = 1e-2 in fp32; the losses are O(1), tolerance 1e-3 abs + 1e-2 rel).
+    @Test(arguments: [3, 1])
+    func headBackwardMatchesFiniteDifferences(_ numLabels: Int) throws {
+        let hidden = 8, batch = 3, seq = 2
+        let config = PredictionHeadConfig.classification(numLabels: numLabels, layers: numLabels == 1 ? 3 : 2)
+        let module = PredictionHeadTrainingModule(PredictionHead(name: "h", config: config, hiddenSize: hidden, seed: 1))
+        var rng = SeededRNG(seed: 21)
+        func random(_ shape: [Int], _ std: Float) -> Tensor {
+            Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal(mean: 0, std: std) })
+        }
+        for k in module.parameters.keys.sorted() { module.parameters[k] = random(module.parameters[k]!.shape, 0.5) }
+        let states = random([batch * seq, hidden], 1)
+        let labels: [Float] = numLabels == 1 ? [0.5, -1, 2] : [0, 2, 1]
+        let context = ComputeContext(threads: 1)
+        func loss(_ x: Tensor) throws -> Double {
+            Double(try module.loss(module.forward(x, batch: batch, sequenceLength: seq, context: context), labels: labels).loss)
+        }
+        let tape = module.forward(states, batch: batch, sequenceLength: seq, context: context)
+        let l = try module.loss(tape, labels: labels)
+        let dStates = module.backward(tape, logitsGradient: l.gradient, context: context)
+        let grads = module.takeGradients()
+        #expect(grads.count == 2 * config.layers)
+        let eps: Float = 1e-2
+        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) throws -> Double) rethrows -> Double {
+            var s = t.scalars
+            let x = s[i]
+            s[i] = x + eps
+            let up = try f(Tensor(shape: t.shape, scalars: s))
+            s[i] = x - eps
+            let down = try f(Tensor(shape: t.shape, scalars: s))
+            return (up - down) / Double(2 * eps)
+        }
+        var worst = 0.0
+        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
+            worst = max(worst, expectClose(analytic.scalars, numeric, atol: 1e-3, rtol: 1e-2, "head \(numLabels) \(what)").maxAbsError)
+        }
+        check(dStates, try (0..<states.count).map { i in try fd(states, i, loss) }, "dStates")
+        for name in grads.keys.sorted() {
+            let p = module.parameters[name]!
+            let numeric = try (0..<p.count).map { i in
+                try fd(p, i) { t in
+                    module.parameters[name] = t
+                    defer { module.parameters[name] = p }
+                    return try loss(states)
+                }
+            }
+            check(grads[name]!, numeric, name)
+        }
+        print("adapter training finite differences head (\(numLabels) labels): max abs err \(worst)")
+    }
 }
