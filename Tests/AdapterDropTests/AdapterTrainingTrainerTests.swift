@@ -71,15 +71,14 @@ import Testing
         #expect(predictions == after.predictions)
     }
 
-    /// Two runs with the same seed (dropout on, robust AdapterDrop) give bitwise equal losses and weights; a
-    /// different seed gives different losses.
+    /// Two runs with the same seed (dropout on, robust AdapterDrop), at 2 and at 1 thread, give bitwise equal
+    /// losses and weights; a different seed gives different losses.
     @Test func bitwiseReproducibleForAFixedSeed() throws {
         let train = Self.syntheticTask(count: 24, seed: 5)
-        let context = ComputeContext(threads: 2)
-        func run(_ seed: UInt64) throws -> AdapterTrainingResult {
-            try makeTrainer(policy: .robust(droppedLayers: 0...2), seed: seed).train(on: train, context: context)
+        func run(_ seed: UInt64, threads: Int = 2) throws -> AdapterTrainingResult {
+            try makeTrainer(policy: .robust(droppedLayers: 0...2), seed: seed).train(on: train, context: ComputeContext(threads: threads))
         }
-        let a = try run(7), b = try run(7), c = try run(8)
+        let a = try run(7), b = try run(7, threads: 1), c = try run(8)
         expectBitwiseEqual(a.losses, b.losses, "losses")
         for ((ka, ta), (_, tb)) in zip(a.adapter.weights.sorted { $0.key < $1.key }, b.adapter.weights.sorted { $0.key < $1.key }) {
             expectBitwiseEqual(ta.downWeight.scalars, tb.downWeight.scalars, "\(ka) down")
