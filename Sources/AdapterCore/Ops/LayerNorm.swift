@@ -33,13 +33,13 @@ public struct LayerNormOutput: Sendable {
 /// - Returns: the output plus what the backward pass needs.
 public func layerNorm(_ x: Tensor, residual: Tensor? = nil, weight: Tensor?, bias: Tensor?, eps: Float = 1e-12,
                       context: ComputeContext) -> LayerNormOutput {
-    precondition(x.rank >= 1, "layerNorm: x \(x.shape) must have at least one dimension")
+    require(x.rank >= 1, "layerNorm: x \(x.shape) must have at least one dimension")
     let cols = x.shape[x.rank - 1], rows = cols == 0 ? 0 : x.count / cols
     if let residual {
-        precondition(residual.shape == x.shape, "layerNorm: x \(x.shape) does not match residual \(residual.shape)")
+        require(residual.shape == x.shape, "layerNorm: x \(x.shape) does not match residual \(residual.shape)")
     }
-    if let weight { precondition(weight.shape == [cols], "layerNorm: x \(x.shape) does not match weight \(weight.shape)") }
-    if let bias { precondition(bias.shape == [cols], "layerNorm: x \(x.shape) does not match bias \(bias.shape)") }
+    if let weight { require(weight.shape == [cols], "layerNorm: x \(x.shape) does not match weight \(weight.shape)") }
+    if let bias { require(bias.shape == [cols], "layerNorm: x \(x.shape) does not match bias \(bias.shape)") }
     let xc = x.contiguous(), rc = residual?.contiguous(), wc = weight?.contiguous(), bc = bias?.contiguous()
     let y = Tensor(uninitializedShape: x.shape)
     let sum: Tensor = residual == nil ? xc : Tensor(uninitializedShape: x.shape)
@@ -62,10 +62,10 @@ public func layerNorm(_ x: Tensor, residual: Tensor? = nil, weight: Tensor?, bia
 /// Shared checks for the backward entry points; returns (rows, cols).
 private func layerNormBackwardShapes(_ dy: Tensor, _ s: Tensor, _ weight: Tensor?, _ mean: Tensor,
                                      _ rstd: Tensor) -> (Int, Int) {
-    precondition(dy.shape == s.shape, "layerNormBackward: dy \(dy.shape) does not match input \(s.shape)")
+    require(dy.shape == s.shape, "layerNormBackward: dy \(dy.shape) does not match input \(s.shape)")
     let cols = s.shape.last ?? 0, rows = cols == 0 ? 0 : s.count / cols
-    if let weight { precondition(weight.shape == [cols], "layerNormBackward: input \(s.shape) does not match weight \(weight.shape)") }
-    precondition(mean.shape == [rows] && rstd.shape == [rows],
+    if let weight { require(weight.shape == [cols], "layerNormBackward: input \(s.shape) does not match weight \(weight.shape)") }
+    require(mean.shape == [rows] && rstd.shape == [rows],
                  "layerNormBackward: mean \(mean.shape) / rstd \(rstd.shape) do not match input \(s.shape) (\(rows) rows)")
     return (rows, cols)
 }
@@ -95,11 +95,11 @@ public func layerNormBackward(_ outputGradient: Tensor, input: Tensor, weight: T
                               weightGradient: inout Tensor, biasGradient: inout Tensor,
                               context: ComputeContext) {
     let (rows, cols) = layerNormBackwardShapes(outputGradient, input, weight, mean, rstd)
-    precondition(inputGradient.shape == input.shape,
+    require(inputGradient.shape == input.shape,
                  "layerNormBackward: dx \(inputGradient.shape) does not match input \(input.shape)")
-    precondition(weightGradient.shape == [cols] && biasGradient.shape == [cols],
+    require(weightGradient.shape == [cols] && biasGradient.shape == [cols],
                  "layerNormBackward: dWeight \(weightGradient.shape) / dBias \(biasGradient.shape) do not match input \(input.shape)")
-    precondition(beta == 0 || beta == 1, "layerNormBackward: beta must be 0 or 1, got \(beta)")
+    require(beta == 0 || beta == 1, "layerNormBackward: beta must be 0 or 1, got \(beta)")
     inputGradient.prepareOutput(preserveContents: beta != 0)
     weightGradient.prepareOutput(preserveContents: true)
     biasGradient.prepareOutput(preserveContents: true)

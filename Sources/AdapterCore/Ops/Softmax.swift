@@ -17,11 +17,11 @@ let softmaxRowChunk = 128
 ///   - context: threads.
 /// - Returns: same shape as `x`, contiguous.
 public func softmax(_ x: Tensor, scale: Float = 1, mask: Tensor? = nil, context: ComputeContext) -> Tensor {
-    precondition(x.rank >= 1, "softmax: x \(x.shape) must have at least one dimension")
+    require(x.rank >= 1, "softmax: x \(x.shape) must have at least one dimension")
     let cols = x.shape[x.rank - 1], rows = cols == 0 ? 0 : x.count / cols
     var group = 1
     if let mask {
-        precondition(mask.rank == 2 && mask.shape[1] == cols && mask.shape[0] > 0 && rows % mask.shape[0] == 0,
+        require(mask.rank == 2 && mask.shape[1] == cols && mask.shape[0] > 0 && rows % mask.shape[0] == 0,
                      "softmax: x \(x.shape) does not match mask \(mask.shape) (mask must be [m, \(cols)] with m dividing \(rows) rows)")
         group = rows / mask.shape[0]
     }
@@ -58,11 +58,11 @@ public func softmax(_ x: Tensor, scale: Float = 1, mask: Tensor? = nil, context:
 ///   - context: threads.
 public func softmaxBackward(_ outputGradient: Tensor, output: Tensor, scale: Float = 1,
                             into inputGradient: inout Tensor, beta: Float = 0, context: ComputeContext) {
-    precondition(outputGradient.shape == output.shape,
+    require(outputGradient.shape == output.shape,
                  "softmaxBackward: dy \(outputGradient.shape) does not match y \(output.shape)")
-    precondition(inputGradient.shape == output.shape,
+    require(inputGradient.shape == output.shape,
                  "softmaxBackward: dx \(inputGradient.shape) does not match y \(output.shape)")
-    precondition(beta == 0 || beta == 1, "softmaxBackward: beta must be 0 or 1, got \(beta)")
+    require(beta == 0 || beta == 1, "softmaxBackward: beta must be 0 or 1, got \(beta)")
     let cols = output.shape.last ?? 0, rows = cols == 0 ? 0 : output.count / cols
     inputGradient.prepareOutput(preserveContents: beta != 0)
     let yc = output.contiguous(), dyc = outputGradient.contiguous()

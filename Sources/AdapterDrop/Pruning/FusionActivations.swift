@@ -194,7 +194,7 @@ public struct FusionActivationCollector: Sendable {
     /// - Throws: as `PretrainedModel.tokenize` and `add(_:context:)`.
     public mutating func add(texts: [TokenizerInput], tokenizer pretrained: PretrainedModel, batchSize: Int = 32,
                              truncation: TruncationStrategy? = .longestFirst, context: ComputeContext) throws {
-        precondition(batchSize >= 1, "FusionActivationCollector.add(texts:): batchSize \(batchSize) < 1")
+        require(batchSize >= 1, "FusionActivationCollector.add(texts:): batchSize \(batchSize) < 1")
         var start = 0
         while start < texts.count {
             let chunk = Array(texts[start..<min(start + batchSize, texts.count)])
