@@ -62,7 +62,7 @@ public final class BottleneckAdapterTrainingModule: TrainableSublayer {
         let c = adapter.config
         var constantScale = false
         if case .constant = c.scaling { constantScale = true }
-        precondition(!c.isParallel && !c.layerNormBefore && !c.layerNormAfter && !c.useGating && constantScale,
+        require(!c.isParallel && !c.layerNormBefore && !c.layerNormAfter && !c.useGating && constantScale,
                      "BottleneckAdapterTrainingModule: adapter \(adapter.name) uses a config variant not supported for training (parallel, ln_before/after, gating or learned scaling)")
         name = adapter.name
         config = c
@@ -247,7 +247,7 @@ public final class AdapterStackTrainingModule: TrainableSublayer {
 
     /// - Parameter adapters: at least one; each in the supported subset of `BottleneckAdapterTrainingModule`.
     public init(_ adapters: [BottleneckAdapterTrainingModule]) {
-        precondition(!adapters.isEmpty, "AdapterStackTrainingModule: empty stack")
+        require(!adapters.isEmpty, "AdapterStackTrainingModule: empty stack")
         self.adapters = adapters
     }
 
@@ -325,7 +325,7 @@ public final class PredictionHeadTrainingModule {
 
     /// - Precondition: a classification head on the [CLS] state (`use_pooler` false).
     public init(_ head: PredictionHead) {
-        precondition(head.config.headType == .classification && !head.config.usePooler,
+        require(head.config.headType == .classification && !head.config.usePooler,
                      "PredictionHeadTrainingModule: head \(head.name) must be sequence classification on [CLS] (no pooler)")
         name = head.name
         config = head.config

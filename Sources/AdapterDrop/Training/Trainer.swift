@@ -84,9 +84,9 @@ public final class AdapterTrainer {
     /// - Precondition: `options.policy` is valid for the encoder's layer count; batch size and epochs ≥ 1.
     public init(encoder: BertEncoder, adapter: BottleneckAdapter, head: PredictionHead,
                 options: AdapterTrainingOptions, encode: @escaping BatchEncoder) {
-        precondition(options.batchSize >= 1 && options.epochs >= 1,
+        require(options.batchSize >= 1 && options.epochs >= 1,
                      "AdapterTrainer: batch size \(options.batchSize) and epochs \(options.epochs) must be >= 1")
-        precondition(options.policy.validate(numberOfLayers: encoder.config.numHiddenLayers),
+        require(options.policy.validate(numberOfLayers: encoder.config.numHiddenLayers),
                      "AdapterTrainer: policy \(options.policy) is invalid for \(encoder.config.numHiddenLayers) layers")
         self.encoder = encoder
         adapterModule = BottleneckAdapterTrainingModule(adapter)
@@ -155,7 +155,7 @@ public final class AdapterTrainer {
     public func evaluate(on dataset: TextClassificationDataset, droppedLayers: Int, batchSize: Int = 32,
                          context: ComputeContext) throws -> ClassificationMetrics {
         let L = encoder.config.numHiddenLayers
-        precondition(droppedLayers >= 0 && droppedLayers <= L, "AdapterTrainer.evaluate: dropped layers \(droppedLayers) not in 0…\(L)")
+        require(droppedLayers >= 0 && droppedLayers <= L, "AdapterTrainer.evaluate: dropped layers \(droppedLayers) not in 0…\(L)")
         let saved = adapterModule.skipLayers
         adapterModule.skipLayers = Set(AdapterDropPolicy.skippedLayers(dropping: droppedLayers))
         defer { adapterModule.skipLayers = saved }
@@ -179,7 +179,7 @@ public final class AdapterTrainer {
 
     /// Accuracy and macro-F1 of predictions against gold labels (both in `0..<classes`).
     public static func metrics(predictions: [Int], labels: [Int], classes: Int) -> ClassificationMetrics {
-        precondition(predictions.count == labels.count, "metrics: \(predictions.count) predictions for \(labels.count) labels")
+        require(predictions.count == labels.count, "metrics: \(predictions.count) predictions for \(labels.count) labels")
         var tp = [Int](repeating: 0, count: classes), fp = tp, fn = tp
         var correct = 0
         for (p, g) in zip(predictions, labels) {
