@@ -155,11 +155,12 @@ struct Encode: ParsableCommand {
 
     func validate() throws { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
 
+    /// Token ids as exact JSON integers: `[[…], …]` or `[…]` (fractions, booleans and out-of-range numbers are errors).
     static func parseRows(_ text: String, option: String) throws -> [[Int]] {
-        let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-        if let rows = value as? [[NSNumber]] { return rows.map { $0.map(\.intValue) } }
-        if let row = value as? [NSNumber] { return [row.map(\.intValue)] }
-        throw CLIError("\(option): expected a JSON array of integers or of integer arrays")
+        let data = Data(text.utf8)
+        if let rows = try? JSONDecoder().decode([[Int]].self, from: data) { return rows }
+        if let row = try? JSONDecoder().decode([Int].self, from: data) { return [row] }
+        throw CLIError("\(option): expected a JSON array of integers or of integer arrays, got \(text.prefix(80))")
     }
 
     func run() throws {

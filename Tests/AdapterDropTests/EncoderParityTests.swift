@@ -105,3 +105,13 @@ private func loadExpected(_ folder: String) throws -> (SafetensorsFile, EncoderI
         }
     }
 }
+
+@Suite struct EncoderEmptyInputTests {
+    /// A sequence of length 0 is an error (pooling would otherwise read a token that does not exist).
+    @Test func emptySequenceThrows() throws {
+        let encoder = try BertEncoder(modelFolder: fixtureURL("tiny-bert"))
+        #expect(throws: EncoderError.self) {
+            try encoder(try EncoderInput(ids: [[]]), context: ComputeContext(threads: 1))
+        }
+    }
+}

@@ -157,6 +157,9 @@ public struct BertEncoder: Sendable {
     /// Checks ids, type ids and length against the model's tables.
     /// - Throws: `EncoderError` naming the offending batch row and position.
     public func validate(_ input: EncoderInput) throws {
+        guard input.batchSize == 0 || input.sequenceLength >= 1 else {
+            throw EncoderError.inputShape("every sequence needs at least one token (got sequences of length 0)")
+        }
         guard input.sequenceLength <= maximumSequenceLength else {
             throw EncoderError.sequenceTooLong(length: input.sequenceLength, maximum: maximumSequenceLength)
         }

@@ -8,7 +8,8 @@ import Foundation
 /// For each task count N and each number n of dropped layers: one seq_bn adapter (+ classification head) per task,
 /// run as `Parallel(task0, …, taskN−1)` with `skipLayers = 0..<n`, so the layers below n run once for the whole
 /// batch and the batch is replicated N times from layer n on. Every (N, n) is timed interleaved with its no-drop
-/// baseline (n = 0) in the same process; the speed-up is that pair's median time(n = 0) / time(n).
+/// baseline (n = 0) in the same process; the speed-up is that pair's median time(n = 0) / time(n), so it can differ
+/// slightly from the ratio of the printed ms columns (the n = 0 row is its own, separate measurement).
 struct DropBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drop",
@@ -57,6 +58,8 @@ struct DropBenchCommand: ParsableCommand {
             throw ValidationError("--batch, --seq, --threads and --repetitions must be at least 1")
         }
         let layers = EncoderBench.builtinConfig(config)!.numHiddenLayers
+        let maximum = EncoderBench.builtinConfig(config)!.maxPositionEmbeddings
+        guard seq <= maximum else { throw ValidationError("--seq \(seq) exceeds the model's maximum \(maximum)") }
         guard try Self.parseList(tasks, option: "--tasks").allSatisfy({ $0 >= 1 && $0 <= 64 }) else {
             throw ValidationError("--tasks: each count must be in 1...64")
         }
@@ -88,6 +91,8 @@ struct DropBenchCommand: ParsableCommand {
         for n in taskCounts {
             let names = (0..<n).map { "task\($0)" }
             let setup = try AdapterComposition.parse(n == 1 ? names[0] : "Parallel(\(names.joined(separator: ",")))")
+            // One checked run first, so an input the model rejects is an error instead of a timing of nothing.
+            _ = try model(input, setup: setup, heads: names, skipLayers: [], context: context)
             func run(_ dropped: Int) -> () -> Void {
                 { _ = try? model(input, setup: setup, heads: names, skipLayers: Set(0..<dropped), context: context) }
             }

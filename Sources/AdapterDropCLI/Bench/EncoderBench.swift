@@ -98,11 +98,7 @@ struct EncoderBenchCommand: ParsableCommand {
             inferencePeakResidentMiB: EncoderBench.residentHighWaterMiB(), isa: KernelISA.active.rawValue)
         print("model: \(label), weights: \(weightsLabel), ISA: \(row.isa), prepacked weights: \(prepack)")
         printEncoderTable([row])
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode([row]).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        if let json { try writeJSON([row], to: json) }
         if let dumpOutput {
             let data = output.lastHiddenState.contiguous().withUnsafeBufferPointer { Data(buffer: $0) }
             try data.write(to: URL(fileURLWithPath: dumpOutput), options: .atomic)
@@ -146,21 +142,15 @@ struct EncoderBenchRow: Codable {
 }
 
 func printEncoderTable(_ rows: [EncoderBenchRow]) {
-    let header = ["model", "batch", "seq", "threads", "ms/batch", "seq/s", "tokens/s", "load peak RSS MiB",
-                  "inference peak RSS MiB"]
-    let cells = rows.map { r in
-        [r.model, "\(r.batch)", "\(r.seq)", "\(r.threads)", String(format: "%.1f", r.msPerBatch),
-         String(format: "%.2f", r.sequencesPerSecond), String(format: "%.0f", r.tokensPerSecond),
-         r.loadPeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a", r.inferencePeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a"]
-    }
-    let widths = header.indices.map { c in max(header[c].count, cells.map { $0[c].count }.max() ?? 0) }
-    func line(_ items: [String]) -> String {
-        items.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-            .joined(separator: "  ")
-    }
-    print(line(header))
-    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
-    for c in cells { print(line(c)) }
+    printAlignedTable(
+        header: ["model", "batch", "seq", "threads", "ms/batch", "seq/s", "tokens/s", "load peak RSS MiB",
+                 "inference peak RSS MiB"],
+        cells: rows.map { r in
+            [r.model, "\(r.batch)", "\(r.seq)", "\(r.threads)", String(format: "%.1f", r.msPerBatch),
+             String(format: "%.2f", r.sequencesPerSecond), String(format: "%.0f", r.tokensPerSecond),
+             r.loadPeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a",
+             r.inferencePeakResidentMiB.map { String(format: "%.0f", $0) } ?? "n/a"]
+        })
 }
 
 enum EncoderBench {
