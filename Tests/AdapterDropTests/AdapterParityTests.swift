@@ -163,10 +163,12 @@ let skipVariants: [(prefix: String, layers: Set<Int>)] = [("", []), ("skip_0.", 
 
     /// BatchSplit(c1,c2,batch_sizes=[1,2]) (one head per child), Average(c1,c2,weights=[0.3,0.9]),
     /// Stack(Fuse(c1,c2),c3) with a fusion using query_before_ln, residual_before and value after softmax
-    /// (also with skip_layers [0]), and Parallel(Stack(c1,c3),c2).
+    /// (also with skip_layers [0]), the "static" fusion preset (no value matrix) as Fuse(c2,c3), and
+    /// Parallel(Stack(c1,c3),c2).
     @Test func compositionsMatchReference() throws {
         var model = try adapterFixtureModel("compositions", adapters: ["c1", "c2", "c3"])
         try model.loadFusion(from: fixtureURL("adapters/compositions/fusion"))
+        try model.loadFusion(from: fixtureURL("adapters/compositions/fusion_static"))
         let (expected, input) = try adapterFixture("compositions")
         let context = ComputeContext(threads: 2)
         func setup(_ text: String) throws -> AdapterComposition { try #require(try AdapterComposition.parse(text)) }
@@ -188,6 +190,10 @@ let skipVariants: [(prefix: String, layers: Set<Int>)] = [("", []), ("skip_0.", 
             try expectParity(try #require(out[head: "c3"]), expected, "\(prefix)stack_fuse.logits", "compositions")
             try expectParity(out.encoder.lastHiddenState, expected, "\(prefix)stack_fuse.last_hidden_state", "compositions")
         }
+
+        out = try model(input, setup: try setup("Fuse(c2,c3)"), heads: ["c3"], context: context)
+        try expectParity(try #require(out[head: "c3"]), expected, "static_fuse.logits", "compositions")
+        try expectParity(out.encoder.lastHiddenState, expected, "static_fuse.last_hidden_state", "compositions")
 
         out = try model(input, setup: try setup("Parallel(Stack(c1,c3),c2)"), context: context)
         #expect(out.heads.map(\.name) == ["c3", "c2"])

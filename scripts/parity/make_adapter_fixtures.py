@@ -494,7 +494,7 @@ def bn_variants_case(versions: dict) -> None:
 
 
 def compositions_case(versions: dict) -> None:
-    """BatchSplit, Average, Stack(Fuse(..), c) with a non-default fusion config, and Parallel(Stack(..), c)."""
+    """BatchSplit, Average, Stack(Fuse(..), c) with a non-default fusion config, a "static" fusion, and Parallel(Stack(..), c)."""
     from adapters import AdapterFusionConfig, SeqBnConfig
     from adapters.composition import Average, BatchSplit, Fuse, Parallel, Stack
 
@@ -511,9 +511,13 @@ def compositions_case(versions: dict) -> None:
                                         value_initialized=False, dropout_prob=None)
     model.add_adapter_fusion(Fuse("c1", "c2"), fusion_config)
     redraw(model, "adapter_fusion_layer.c1,c2.", SEED + 1050, qk_gain=0.5)
+    # The "static" preset (value=False: no value matrix) over c2,c3.
+    model.add_adapter_fusion(Fuse("c2", "c3"), "static")
+    redraw(model, "adapter_fusion_layer.c2,c3.", SEED + 1060, qk_gain=0.5)
     for name in ("c1", "c2", "c3"):
         model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
     model.save_adapter_fusion(out_dir(case, "fusion"), "c1,c2", use_safetensors=True)
+    model.save_adapter_fusion(out_dir(case, "fusion_static"), "c2,c3", use_safetensors=True)
 
     tensors = base_tensors()
     checks = {}
@@ -530,6 +534,9 @@ def compositions_case(versions: dict) -> None:
         out, hidden = run(model, Stack(Fuse("c1", "c2"), "c3"), skip_layers=skip, head="c3")
         tensors[f"{prefix}stack_fuse.logits"] = to_numpy(out.logits)
         tensors[f"{prefix}stack_fuse.last_hidden_state"] = to_numpy(hidden)
+    out, hidden = run(model, Fuse("c2", "c3"), head="c3")
+    tensors["static_fuse.logits"] = to_numpy(out.logits)
+    tensors["static_fuse.last_hidden_state"] = to_numpy(hidden)
     out, hidden = run(model, Parallel(Stack("c1", "c3"), "c2"))
     assert list(model.active_head) == ["c3", "c2"], model.active_head
     assert hidden.shape[0] == 6
