@@ -163,21 +163,28 @@ struct Encode: ParsableCommand {
         throw CLIError("\(option): expected a JSON array of integers or of integer arrays, got \(text.prefix(80))")
     }
 
+    /// The batch given by `--input-ids` (ragged rows padded with `padTokenId`), `--attention-mask` (same row
+    /// lengths; padding positions get 0) and `--token-type-ids` as JSON.
+    /// - Throws: `CLIError` for malformed JSON or mismatched row lengths; `EncoderError` for bad shapes or mask values.
+    static func encoderInput(inputIds: String, attentionMask: String?, tokenTypeIds: String?, padTokenId: Int) throws -> EncoderInput {
+        let ids = try parseRows(inputIds, option: "--input-ids")
+        let types = try tokenTypeIds.map { try parseRows($0, option: "--token-type-ids") }
+        let input = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: padTokenId)
+        guard let attentionMask else { return input }
+        let mask = try parseRows(attentionMask, option: "--attention-mask")
+        guard mask.map(\.count) == ids.map(\.count) else {
+            throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
+        }
+        let seq = input.sequenceLength
+        return try EncoderInput(batchSize: input.batchSize, sequenceLength: seq, inputIds: input.inputIds,
+                                attentionMask: mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) },
+                                tokenTypeIds: input.tokenTypeIds)
+    }
+
     func run() throws {
         let encoder = try BertEncoder(modelFolder: try existingFolder(model))
-        let ids = try Self.parseRows(inputIds, option: "--input-ids")
-        let types = try tokenTypeIds.map { try Self.parseRows($0, option: "--token-type-ids") }
-        var input = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: encoder.config.padTokenId ?? 0)
-        if let attentionMask {
-            let mask = try Self.parseRows(attentionMask, option: "--attention-mask")
-            guard mask.map(\.count) == ids.map(\.count) else {
-                throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
-            }
-            let seq = input.sequenceLength
-            let flat = mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) }
-            input = try EncoderInput(batchSize: input.batchSize, sequenceLength: seq, inputIds: input.inputIds,
-                                     attentionMask: flat, tokenTypeIds: input.tokenTypeIds)
-        }
+        let input = try Self.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
+                                          padTokenId: encoder.config.padTokenId ?? 0)
         let out = try encoder(input, context: ComputeContext(threads: threads))
         let b = input.batchSize, s = input.sequenceLength, h = encoder.config.hiddenSize
         let v = out.lastHiddenState.scalars

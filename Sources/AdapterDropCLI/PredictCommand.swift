@@ -67,20 +67,8 @@ struct Predict: ParsableCommand {
                                                     headFolders: headFolders)
         let batch: EncoderInput
         if let inputIds {
-            let ids = try Encode.parseRows(inputIds, option: "--input-ids")
-            let types = try tokenTypeIds.map { try Encode.parseRows($0, option: "--token-type-ids") }
-            var e = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: adapterModel.encoder.config.padTokenId ?? 0)
-            if let attentionMask {
-                let mask = try Encode.parseRows(attentionMask, option: "--attention-mask")
-                guard mask.map(\.count) == ids.map(\.count) else {
-                    throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
-                }
-                let seq = e.sequenceLength
-                e = try EncoderInput(batchSize: e.batchSize, sequenceLength: seq, inputIds: e.inputIds,
-                                     attentionMask: mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) },
-                                     tokenTypeIds: e.tokenTypeIds)
-            }
-            batch = e
+            batch = try Encode.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
+                                            padTokenId: adapterModel.encoder.config.padTokenId ?? 0)
         } else {
             let pretrained = try loadPretrained(model)
             let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
