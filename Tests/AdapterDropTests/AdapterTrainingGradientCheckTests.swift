@@ -40,7 +40,7 @@ import Testing
             let y = module.trainingForward(layer: 0, location: location, hidden: h, residual: a, layerNorm: ln, batch: 1,
                                            sequenceLength: rows, saveForBackward: false, dropout: .off, rng: &g,
                                            context: context)!.output
-            return zip(y.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            return probeLoss(y, r)
         }
         var g = SeededRNG(seed: 0)
         let fwd = try #require(module.trainingForward(layer: 0, location: location, hidden: h, residual: a, layerNorm: ln,
@@ -50,35 +50,11 @@ import Testing
                                                layerNorm: ln, context: context)
         let grads = module.takeGradients()
         #expect(grads.count == 4)
-        let eps: Float = 1e-2
-        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) -> Double) -> Double {
-            var s = t.scalars
-            let x = s[i]
-            s[i] = x + eps
-            let up = f(Tensor(shape: t.shape, scalars: s))
-            s[i] = x - eps
-            let down = f(Tensor(shape: t.shape, scalars: s))
-            return (up - down) / Double(2 * eps)
-        }
-        var worst = 0.0
-        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
-            let rep = expectClose(analytic.scalars, numeric, atol: 3e-3, rtol: 1e-2, "\(preset) \(act) \(residual) \(what)")
-            worst = max(worst, rep.maxAbsError)
-        }
-        check(dh, (0..<h.count).map { i in fd(h, i) { loss($0, a) } }, "dh")
-        check(da, (0..<a.count).map { i in fd(a, i) { loss(h, $0) } }, "da")
-        for name in grads.keys.sorted() {
-            let p = module.parameters[name]!
-            let numeric = (0..<p.count).map { i in
-                fd(p, i) { t in
-                    module.parameters[name] = t
-                    defer { module.parameters[name] = p }
-                    return loss(h, a)
-                }
-            }
-            check(grads[name]!, numeric, name)
-        }
-        print("adapter training finite differences \(preset) \(act) residual_before_ln=\(residual): max abs err \(worst)")
+        var checker = FiniteDifferenceChecker(atol: 3e-3, rtol: 1e-2, label: "\(preset) \(act) \(residual)")
+        checker.check(dh, at: h, "dh") { loss($0, a) }
+        checker.check(da, at: a, "da") { loss(h, $0) }
+        checker.checkParameters(grads, get: { module.parameters[$0]! }, set: { module.parameters[$0] = $1 }) { loss(h, a) }
+        print("adapter training finite differences \(preset) \(act) residual_before_ln=\(residual): max abs err \(checker.worst)")
     }
 
     /// Stack of a seq_bn (tanh) and a double_seq_bn-style (swish, no original_ln_before) adapter at one site:
@@ -105,7 +81,7 @@ import Testing
             let y = stack.trainingForward(layer: 0, location: .output, hidden: h, residual: a, layerNorm: ln, batch: 1,
                                           sequenceLength: rows, saveForBackward: false, dropout: .off, rng: &g,
                                           context: context)!.output
-            return zip(y.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            return probeLoss(y, r)
         }
         var g = SeededRNG(seed: 0)
         let fwd = try #require(stack.trainingForward(layer: 0, location: .output, hidden: h, residual: a, layerNorm: ln,
@@ -115,34 +91,11 @@ import Testing
                                               layerNorm: ln, context: context)
         let grads = stack.takeGradients()
         #expect(grads.count == 8)
-        let eps: Float = 1e-2
-        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) -> Double) -> Double {
-            var s = t.scalars
-            let x = s[i]
-            s[i] = x + eps
-            let up = f(Tensor(shape: t.shape, scalars: s))
-            s[i] = x - eps
-            let down = f(Tensor(shape: t.shape, scalars: s))
-            return (up - down) / Double(2 * eps)
-        }
-        var worst = 0.0
-        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
-            worst = max(worst, expectClose(analytic.scalars, numeric, atol: 3e-3, rtol: 1e-2, "stack \(what)").maxAbsError)
-        }
-        check(dh, (0..<h.count).map { i in fd(h, i) { loss($0, a) } }, "dh")
-        check(da, (0..<a.count).map { i in fd(a, i) { loss(h, $0) } }, "da")
-        for name in grads.keys.sorted() {
-            let p = stack.parameters[name]!
-            let numeric = (0..<p.count).map { i in
-                fd(p, i) { t in
-                    stack.setParameters([name: t])
-                    defer { stack.setParameters([name: p]) }
-                    return loss(h, a)
-                }
-            }
-            check(grads[name]!, numeric, name)
-        }
-        print("adapter training finite differences stack: max abs err \(worst)")
+        var checker = FiniteDifferenceChecker(atol: 3e-3, rtol: 1e-2, label: "stack")
+        checker.check(dh, at: h, "dh") { loss($0, a) }
+        checker.check(da, at: a, "da") { loss(h, $0) }
+        checker.checkParameters(grads, get: { stack.parameters[$0]! }, set: { stack.setParameters([$0: $1]) }) { loss(h, a) }
+        print("adapter training finite differences stack: max abs err \(checker.worst)")
     }
 
     /// Classification head (2 layers, tanh; cross-entropy over 3 labels) and regression head (1 label, 3 layers,
@@ -169,32 +122,9 @@ import Testing
         let dStates = module.backward(tape, logitsGradient: l.gradient, context: context)
         let grads = module.takeGradients()
         #expect(grads.count == 2 * config.layers)
-        let eps: Float = 1e-2
-        func fd(_ t: Tensor, _ i: Int, _ f: (Tensor) throws -> Double) rethrows -> Double {
-            var s = t.scalars
-            let x = s[i]
-            s[i] = x + eps
-            let up = try f(Tensor(shape: t.shape, scalars: s))
-            s[i] = x - eps
-            let down = try f(Tensor(shape: t.shape, scalars: s))
-            return (up - down) / Double(2 * eps)
-        }
-        var worst = 0.0
-        func check(_ analytic: Tensor, _ numeric: [Double], _ what: String) {
-            worst = max(worst, expectClose(analytic.scalars, numeric, atol: 1e-3, rtol: 1e-2, "head \(numLabels) \(what)").maxAbsError)
-        }
-        check(dStates, try (0..<states.count).map { i in try fd(states, i, loss) }, "dStates")
-        for name in grads.keys.sorted() {
-            let p = module.parameters[name]!
-            let numeric = try (0..<p.count).map { i in
-                try fd(p, i) { t in
-                    module.parameters[name] = t
-                    defer { module.parameters[name] = p }
-                    return try loss(states)
-                }
-            }
-            check(grads[name]!, numeric, name)
-        }
-        print("adapter training finite differences head (\(numLabels) labels): max abs err \(worst)")
+        var checker = FiniteDifferenceChecker(atol: 1e-3, rtol: 1e-2, label: "head \(numLabels)")
+        try checker.check(dStates, at: states, "dStates", loss)
+        try checker.checkParameters(grads, get: { module.parameters[$0]! }, set: { module.parameters[$0] = $1 }) { try loss(states) }
+        print("adapter training finite differences head (\(numLabels) labels): max abs err \(checker.worst)")
     }
 }
