@@ -54,7 +54,7 @@ def use_base(kind: str):
 OUT = FIXTURES / "adapters"
 NUM_LABELS = 3
 CASES = ("seq_bn", "double_seq_bn", "roberta_seq_bn", "parallel", "parallel_double_seq_bn", "stack", "fusion", "training", "fusion_training",
-         "bn_variants", "compositions", "heads")
+         "bn_variants", "compositions", "heads", "trajectory", "parallel_training")
 
 
 def out_dir(*parts: str) -> str:
@@ -570,6 +570,148 @@ def heads_case(versions: dict) -> None:
     finish_case(case, tensors, {}, versions)
 
 
+TRAJ_STEPS, TRAJ_WARMUP, TRAJ_MAX_NORM = 10, 3, 1.0
+TRAJ_ADAMW = dict(lr=2e-2, betas=(0.9, 0.999), eps=1e-8)
+TRAJ_WEIGHT_DECAY = 0.01
+
+
+def trajectory_case(versions: dict) -> None:
+    """10-step AdamW loss trajectories with linear warm-up and gradient clipping, the way adapters 1.3.0's
+    `AdapterTrainer` (HF Trainer 4.57) steps, dropout off (eval mode), on the padded batch with TRAIN_LABELS:
+    - "seq_bn": `train_adapter("s")` (seq_bn rf 4) + head "s";
+    - "double_seq_bn": `train_adapter("d")` (double_seq_bn rf 4) + head "d";
+    - "fusion": `train_adapter_fusion(Fuse("f1","f2"))` (seq_bn rf 4 / rf 8 frozen, dynamic fusion) + head "fusion".
+    Per step: loss.backward(); clip_grad_norm_(max_norm=TRAJ_MAX_NORM); AdamW.step() (weight decay
+    TRAJ_WEIGHT_DECAY except on biases and LayerNorm weights, HF's parameter groups); linear warm-up schedule
+    step; zero_grad(set_to_none=True); then, for the fusion only, `AdapterTrainerCallback.on_step_end`:
+    get_fusion_regularization_loss().backward() -- so the regulariser's gradient (at the updated weights)
+    joins the NEXT step's gradients before clipping, and is not part of the recorded loss.
+    Records {setup}.losses (task loss before each step), {setup}.lr, {setup}.grad_norm (before clipping) and the
+    final parameters."""
+    from adapters import DoubleSeqBnConfig, SeqBnConfig
+    from adapters.composition import Fuse
+    from transformers import get_linear_schedule_with_warmup
+
+    case = "trajectory"
+    ids, mask, types, _ = load_inputs()
+    labels = torch.tensor(TRAIN_LABELS)
+    tensors = base_tensors()
+    tensors["labels"] = np.array(TRAIN_LABELS, dtype=np.int64)
+    checks = {}
+    for setup in ("seq_bn", "double_seq_bn", "fusion"):
+        set_deterministic(SEED)
+        model = new_model()
+        if setup == "fusion":
+            for i, (name, rf) in enumerate([("f1", 4), ("f2", 8)]):
+                model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+                redraw(model, f".adapters.{name}.", SEED + 1200 + 10 * i)
+            model.add_adapter_fusion(Fuse("f1", "f2"), "dynamic")
+            model.add_classification_head("fusion", num_labels=NUM_LABELS)
+            redraw(model, "adapter_fusion_layer.f1,f2.", SEED + 1250, qk_gain=0.5)
+            redraw(model, "heads.fusion.", SEED + 1251)
+            for name in ("f1", "f2"):
+                model.save_adapter(out_dir(case, name), name, with_head=False, use_safetensors=True)
+            model.save_adapter_fusion(out_dir(case, "fusion"), "f1,f2", use_safetensors=True)
+            model.save_head(out_dir(case, "fusion_head"), "fusion", use_safetensors=True)
+            model.train_adapter_fusion(Fuse("f1", "f2"))
+            model.set_active_adapters(Fuse("f1", "f2"))
+            head = "fusion"
+        else:
+            name = "s" if setup == "seq_bn" else "d"
+            config = SeqBnConfig(reduction_factor=4) if setup == "seq_bn" else DoubleSeqBnConfig(reduction_factor=4)
+            model.add_adapter(name, config=config)
+            model.add_classification_head(name, num_labels=NUM_LABELS)
+            redraw(model, f".adapters.{name}.", SEED + 1300 + (0 if name == "s" else 20))
+            redraw(model, f"heads.{name}.", SEED + 1301 + (0 if name == "s" else 20))
+            model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
+            model.train_adapter(name)
+            model.set_active_adapters(name)
+            head = name
+        model.eval()  # no dropout: the fixture must not depend on torch's RNG
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        names = sorted(params)
+        no_decay = [n for n in names if n.endswith(".bias") or "LayerNorm" in n]
+        opt = torch.optim.AdamW([{"params": [params[n] for n in names if n not in no_decay], "weight_decay": TRAJ_WEIGHT_DECAY},
+                                 {"params": [params[n] for n in no_decay], "weight_decay": 0.0}], **TRAJ_ADAMW)
+        sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=TRAJ_WARMUP, num_training_steps=TRAJ_STEPS)
+        losses, lrs, norms = [], [], []
+        for _ in range(TRAJ_STEPS):
+            out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels, head=head)
+            out.loss.backward()
+            norms.append(float(torch.nn.utils.clip_grad_norm_([params[n] for n in names if params[n].grad is not None],
+                                                              TRAJ_MAX_NORM)))
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+            model.zero_grad(set_to_none=True)
+            if setup == "fusion":
+                reg = model.base_model.get_fusion_regularization_loss()
+                reg.backward()
+            losses.append(float(out.loss.detach()))
+        tensors[f"{setup}.losses"] = np.array(losses, dtype=np.float32)
+        tensors[f"{setup}.lr"] = np.array(lrs, dtype=np.float32)
+        tensors[f"{setup}.grad_norm"] = np.array(norms, dtype=np.float32)
+        for n in names:
+            tensors[f"{setup}.final.{n}"] = to_numpy(params[n]).copy()
+        clipped = sum(1 for x in norms if x > TRAJ_MAX_NORM)
+        checks[f"{setup}_loss_first"] = losses[0]
+        checks[f"{setup}_loss_last"] = losses[-1]
+        checks[f"{setup}_clipped_steps"] = clipped
+        assert 0 < clipped < TRAJ_STEPS, (setup, norms)  # the run must exercise clipping and not-clipping
+        assert losses[-1] < losses[0], (setup, losses)
+    extra = {"steps": str(TRAJ_STEPS), "warmup": str(TRAJ_WARMUP), "max_norm": str(TRAJ_MAX_NORM),
+             "adamw": str(TRAJ_ADAMW), "weight_decay": str(TRAJ_WEIGHT_DECAY), "labels": str(TRAIN_LABELS),
+             "loss": "mean cross-entropy (head built-in)",
+             "fusion_regularization": "AdapterTrainerCallback.on_step_end: backward after the step (lagged one step)"}
+    finish_case(case, tensors, checks, versions, extra)
+
+
+def parallel_training_case(versions: dict) -> None:
+    """Parallel training of two adapters at once: p1 (seq_bn rf 4) and p2 (seq_bn rf 8), each with its own 3-label
+    head, `train_adapter(Parallel("p1", "p2"))` (base frozen), dropout off (eval mode). The batch is replicated at
+    the first layer with a Parallel adapter; the loss is the sum of both heads' mean cross-entropies (each head
+    gets TRAIN_LABELS for its copy of the batch; `MultiHeadOutput.loss`). Records that loss, each head's logits
+    and the gradients of every trainable tensor, without and with skip_layers=[0] (replication at layer 1)."""
+    from adapters import SeqBnConfig
+    from adapters.composition import Parallel
+
+    case = "parallel_training"
+    set_deterministic(SEED)
+    model = new_model()
+    for i, (name, rf) in enumerate([("p1", 4), ("p2", 8)]):
+        model.add_adapter(name, config=SeqBnConfig(reduction_factor=rf))
+        model.add_classification_head(name, num_labels=NUM_LABELS)
+        redraw(model, f".adapters.{name}.", SEED + 1400 + 10 * i)
+        redraw(model, f"heads.{name}.", SEED + 1401 + 10 * i)
+        model.save_adapter(out_dir(case, name), name, with_head=True, use_safetensors=True)
+    model.train_adapter(Parallel("p1", "p2"))
+    model.eval()
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    names = sorted(params)
+    assert all(".adapters.p" in n or n.startswith("heads.p") for n in names), names
+    ids, mask, types, _ = load_inputs()
+    labels = torch.tensor(TRAIN_LABELS)
+    tensors = base_tensors()
+    tensors["labels"] = np.array(TRAIN_LABELS, dtype=np.int64)
+    checks = {}
+    for prefix, skip in {"": None, "skip_0.": [0]}.items():
+        model.set_active_adapters(Parallel("p1", "p2"), skip_layers=skip)
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        assert len(out.head_outputs) == 2
+        out.loss.backward()
+        tensors[prefix + "loss"] = np.array([float(out.loss.detach())], dtype=np.float32)
+        for i, name in enumerate(["p1", "p2"]):
+            tensors[f"{prefix}{name}.logits"] = to_numpy(out.head_outputs[i].logits).copy()
+            tensors[f"{prefix}{name}.loss"] = np.array([float(out.head_outputs[i].loss.detach())], dtype=np.float32)
+        for n in names:
+            if params[n].grad is not None:
+                tensors[f"{prefix}grad.{n}"] = to_numpy(params[n].grad).copy()
+        checks[prefix + "loss"] = float(out.loss.detach())
+    assert "skip_0.grad.bert.encoder.layer.0.output.adapters.p1.adapter_up.weight" not in tensors
+    finish_case(case, tensors, checks, versions, {"labels": str(TRAIN_LABELS), "loss": "sum of the heads' mean cross-entropies"})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--allow-version-mismatch", action="store_true")
@@ -578,7 +720,8 @@ def main() -> None:
     versions = check_versions(args.allow_version_mismatch, ("torch", "transformers", "adapters", "safetensors"))
     from adapters import DoubleSeqBnConfig, SeqBnConfig
 
-    extra = {"bn_variants": bn_variants_case, "compositions": compositions_case, "heads": heads_case}
+    extra = {"bn_variants": bn_variants_case, "compositions": compositions_case, "heads": heads_case,
+             "trajectory": trajectory_case, "parallel_training": parallel_training_case}
     if args.only:
         for case in args.only:
             if (OUT / case).exists():
