@@ -132,7 +132,8 @@ extension BertEncoder {
             h2 = multiply(h2, m, context: context)
             mask2 = m
         }
-        let (x2, sub2) = trainingResidualNorm(l, .output, h2, x1, batch: batch, seq: seq, trainable: trainable,
+        // x1 has k·rows rows when a module replicated the batch at the attention location (Parallel).
+        let (x2, sub2) = trainingResidualNorm(l, .output, h2, x1, batch: x1.shape[0] / seq, seq: seq, trainable: trainable,
                                               dropout: dropout, rng: &rng, save: saveForBackward, context: context)
         guard saveForBackward, let sub1, let sub2, let pre = inner.preactivation else { return (x2, nil) }
         let state = LayerTrainingState(layer: l, batch: batch, sequenceLength: seq, query: q, key: k, value: v,
@@ -171,8 +172,9 @@ extension BertEncoder {
         if let trainable, let out = trainable.trainingForward(
             layer: l, location: location, hidden: h, residual: a, layerNorm: norm, batch: batch,
             sequenceLength: seq, saveForBackward: save, dropout: dropout, rng: &rng, context: context) {
-            require(out.output.shape == h.shape,
-                         "trainingLayerForward: module at layer \(l) \(location.rawValue) returned \(out.output.shape), expected \(h.shape) (no batch replication while training)")
+            let replicas = out.output.shape[0] / max(h.shape[0], 1)
+            require(replicas >= 1 && out.output.shape == [replicas * h.shape[0], h.shape[1]],
+                         "trainingLayerForward: module at layer \(l) \(location.rawValue) returned \(out.output.shape), expected \(h.shape) or a multiple of its rows (Parallel replication)")
             return (out.output, save ? .module(out.saved) : nil)
         }
         let y = layerNorm(h, residual: a, weight: norm.weight, bias: norm.bias, eps: norm.eps, context: context)
@@ -236,8 +238,10 @@ extension BertEncoder {
         let l = state.layer, w = weights.layers[l], pw = packedWeights?.layers[l]
         let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
-        require(outputGradient.shape == [rows, hidden],
-                     "trainingLayerBackward: dy \(outputGradient.shape) is not [\(rows), \(hidden)]")
+        // dy has k·rows rows when a module in this layer replicated the batch (Parallel); its backward sums
+        // the replicas' gradients back to `rows`.
+        require(outputGradient.shape[0] % rows == 0 && outputGradient.shape == [outputGradient.shape[0], hidden],
+                     "trainingLayerBackward: dy \(outputGradient.shape) is not [k·\(rows), \(hidden)]")
         // Output location and FFN.
         var (dh2, dx1) = residualNormBackward(l, .output, outputGradient, state.outputSublayer, trainable: trainable,
                                               layerNormGradients: &layerNormGradients, context: context)

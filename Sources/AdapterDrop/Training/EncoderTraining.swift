@@ -9,7 +9,8 @@ public struct EncoderTrainingTape {
     public var lowestTrainedLayer: Int
     /// Sequences and their length (`rows = batch·sequenceLength`).
     public var batch: Int, sequenceLength: Int
-    /// The last layer's output `[batch·seq, hidden]`.
+    /// The last layer's output `[k·batch·seq, hidden]`: k = 1 unless a module replicated the batch (Parallel
+    /// training: k branches, branch i in rows `i·batch·seq ..< (i+1)·batch·seq`).
     public var output: Tensor
     /// The input of layer `lowestTrainedLayer` `[batch·seq, hidden]` (the embedding output when it is 0).
     public var lowestLayerInput: Tensor
@@ -73,14 +74,21 @@ extension BertEncoder {
         var h = x, lowestInput = x
         var states: [LayerTrainingState] = []
         states.reserveCapacity(n - lowest)
+        var rowsBatch = batch, rowsMask = mask
         for l in 0..<n {
             if l == lowest { lowestInput = h }
             let save = l >= lowest
-            let (y, state) = trainingLayerForward(l, h, mask: mask, batch: batch, seq: seq, trainable: trainable,
+            let (y, state) = trainingLayerForward(l, h, mask: rowsMask, batch: rowsBatch, seq: seq, trainable: trainable,
                                                   dropout: dropout, rng: &rng, saveForBackward: save,
                                                   packedWeights: packedWeights, context: context)
             if let state { states.append(state) }
             h = y
+            // A module replicated the batch k times (Parallel): the layers above see k·batch sequences.
+            let k = y.shape[0] / (rowsBatch * seq)
+            if k > 1 {
+                rowsMask = Tensor(concatenating: Array(repeating: rowsMask, count: k))
+                rowsBatch *= k
+            }
         }
         if lowest == n { lowestInput = h }
         return EncoderTrainingTape(lowestTrainedLayer: lowest, batch: batch, sequenceLength: seq, output: h,

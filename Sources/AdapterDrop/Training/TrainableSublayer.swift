@@ -34,7 +34,8 @@ public struct EncoderDropout: Sendable, Equatable {
 
 /// What a trainable sub-layer module's training forward returns.
 public struct TrainableSublayerForward {
-    /// The location's output `[rows, hidden]` (`rows = batch·seq`; no batch replication in training).
+    /// The location's output `[k·rows, hidden]` (`rows = batch·seq`); k = 1 except where a module replicates
+    /// the batch (`ParallelTrainingModule`: k branches, the layers above then run on k·batch sequences).
     public var output: Tensor
     /// Whatever the module needs for its backward pass (its own struct or class); nil when the forward was
     /// called with `saveForBackward == false`. The encoder keeps it opaque and hands it back to
@@ -64,12 +65,13 @@ public struct TrainableSublayerForward {
 /// 2. `trainingForward(…)` at both locations of every layer (also below the lowest trained layer, with
 ///    `saveForBackward == false`, so that frozen modules there still act). Return nil for "no module here"
 ///    (e.g. a layer skipped by AdapterDrop): the encoder then computes `LN(h + a)` itself and backpropagates
-///    through it. Otherwise return the output `[rows, hidden]` (same rows: `Parallel` replication is not
-///    supported while training) and, when `saveForBackward` is true, the state the backward pass needs.
+///    through it. Otherwise return the output `[rows, hidden]` — or `[k·rows, hidden]` to replicate the batch
+///    k times (Parallel training; the encoder repeats the attention mask and runs the layers above on k·batch
+///    sequences) — and, when `saveForBackward` is true, the state the backward pass needs.
 ///    Module dropout draws from `rng` only when `dropout.isActive`, so evaluation draws nothing.
 /// 3. `trainingBackward(…)` in reverse order (output location, then attention location; top layer first),
 ///    exactly once per forward that returned a value with `saveForBackward == true`. Given
-///    `outputGradient` dL/d(output) `[rows, hidden]` it returns dL/dh and dL/da (both `[rows, hidden]`, freshly
+///    `outputGradient` dL/d(output) (the output's shape) it returns dL/dh and dL/da (both `[rows, hidden]`, the input's rows; freshly
 ///    allocated or otherwise owned by the caller from then on) and **accumulates** (`+=`) the gradients of its
 ///    own parameters in its own gradient buffers (the AdapterCore gradient rule). Backward through the frozen
 ///    `layerNorm` is the module's job when it applies it (e.g. seq_bn's `LN(adapter(h) + a)`).
