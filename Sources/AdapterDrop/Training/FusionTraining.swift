@@ -180,6 +180,18 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
         return r.loss
     }
 
+    /// `addRegularizationGradients(context:)` under the trainer's name for it.
+    @discardableResult
+    public func addRegularizationLoss(context: ComputeContext) -> Float { addRegularizationGradients(context: context) }
+
+    /// `parameters` (the trainer's name for it).
+    public var trainableParameters: [String: Tensor] { parameters }
+
+    /// Copies the entries of `values` whose names are this fusion's parameters (others are ignored).
+    public func setTrainableParameters(_ values: [String: Tensor]) {
+        for key in Array(parameters.keys) { if let value = values[key] { parameters[key] = value } }
+    }
+
     /// The adapters present at `site`, in fusion order; nil when the fusion does not act there (no fusion
     /// layer, or the last adapter has no module — the inference hook then leaves the site alone too).
     private func presentAdapters(_ site: AdapterSite) -> [Int]? {

@@ -83,6 +83,16 @@ public final class ParallelTrainingModule: TrainableSublayer {
         activeBranch = index
     }
 
+    /// Runs only branch `index` from now on (the per-branch trainer loop's requirement; same as
+    /// `selectBranch(Optional(index))`).
+    public func selectBranch(_ index: Int) { selectBranch(Optional(index)) }
+
+    /// `parameters` (the trainer's name for it).
+    public var trainableParameters: [String: Tensor] { parameters }
+
+    /// `setParameters(_:)` (the trainer's name for it).
+    public func setTrainableParameters(_ values: [String: Tensor]) { setParameters(values) }
+
     /// All branches' parameters by full name.
     public var parameters: [String: Tensor] {
         branches.reduce(into: [:]) { all, b in for (k, v) in b.parameters { all[k] = v } }
