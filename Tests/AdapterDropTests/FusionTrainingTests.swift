@@ -223,3 +223,179 @@ func sublayerTrainingStep(encoder: BertEncoder, input: EncoderInput, module: any
         print("fusion training finite differences \(variant): max abs err \(checker.worst), regularisation \(regChecker.worst)")
     }
 }
+
+/// The fusion site's forward in Double, written from the reference's formulas (BertFusion.forward,
+/// Adapter.forward, pre/post_forward of the last adapter), for finite differences in Double.
+struct DoubleFusionSite {
+    typealias Matrix = [[Double]]
+    var config: AdapterFusionConfig
+    var adapters: [(down: Matrix, downBias: [Double], up: Matrix, upBias: [Double], scale: Double, activation: Activation)]
+    var last: BottleneckConfig
+    var lnWeight: [Double], lnBias: [Double], eps: Double
+    var dropoutMask: [[Double]]?  // [rows][N], applied to the scores
+
+    static func matrix(_ t: Tensor) -> Matrix {
+        let s = t.scalars.map(Double.init), cols = t.shape.last!
+        return (0..<(s.count / cols)).map { Array(s[$0 * cols ..< ($0 + 1) * cols]) }
+    }
+
+    static func act(_ x: Double, _ a: Activation) -> Double {
+        switch a {
+        case .tanh: return Foundation.tanh(x)
+        case .silu: return x / (1 + exp(-x))
+        case .identity: return x
+        default: preconditionFailure("DoubleFusionSite: activation \(a) not modelled")
+        }
+    }
+
+    func linear(_ x: Matrix, _ w: Matrix, _ b: [Double]?) -> Matrix {
+        x.map { row in w.indices.map { o in zip(w[o], row).reduce(b?[o] ?? 0) { $0 + $1.0 * $1.1 } } }
+    }
+
+    func layerNorm(_ s: Matrix) -> Matrix {
+        s.map { row in
+            let mean = row.reduce(0, +) / Double(row.count)
+            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(row.count)
+            let r = 1 / (variance + eps).squareRoot()
+            return row.indices.map { (row[$0] - mean) * r * lnWeight[$0] + lnBias[$0] }
+        }
+    }
+
+    static func add(_ a: Matrix, _ b: Matrix) -> Matrix { zip(a, b).map { zip($0, $1).map { $0 + $1 } } }
+
+    /// y `[rows, H]` for h, a and the fusion tensors by module-relative name (`query.weight`, …).
+    func forward(h: Matrix, a: Matrix, fusion p: [String: Matrix]) -> Matrix {
+        var x = h, r = h
+        if last.originalLayerNormBefore {
+            let sum = Self.add(h, a)
+            x = layerNorm(sum)
+            if last.residualBeforeLayerNorm == .postAdd { r = sum }
+        }
+        if last.residualBeforeLayerNorm == .afterLayerNorm { r = x }
+        let query = config.queryBeforeLayerNorm ? h : x
+        var values: [Matrix] = adapters.map { ad in
+            let down = linear(x, ad.down, ad.downBias).map { $0.map { Self.act($0, ad.activation) } }
+            return linear(down, ad.up, ad.upBias).map { $0.map { $0 * ad.scale } }
+        }
+        if config.residualBefore { values = values.map { Self.add($0, r) } }
+        let q = config.query ? linear(query, p["query.weight"]!, p["query.bias"]![0]) : query
+        let keys = values.map { config.key ? linear($0, p["key.weight"]!, p["key.bias"]![0]) : $0 }
+        let vals = values.map { config.value && config.valueBeforeSoftmax ? linear($0, p["value.weight"]!, nil) : $0 }
+        let n = adapters.count, hs = h[0].count
+        var out: Matrix = []
+        for row in h.indices {
+            var scores = (0..<n).map { i in zip(q[row], keys[i][row]).reduce(0) { $0 + $1.0 * $1.1 } }
+            if let m = dropoutMask { scores = scores.indices.map { scores[$0] * m[row][$0] } }
+            let top = scores.max()!
+            let e = scores.map { exp($0 - top) }, z = e.reduce(0, +)
+            var c = [Double](repeating: 0, count: hs)
+            for i in 0..<n { for j in 0..<hs { c[j] += e[i] / z * vals[i][row][j] } }
+            out.append(c)
+        }
+        if config.value && !config.valueBeforeSoftmax { out = linear(out, p["value.weight"]!, nil) }
+        if !config.residualBefore { out = Self.add(out, r) }
+        return last.originalLayerNormAfter ? layerNorm(Self.add(out, a)) : out
+    }
+}
+
+extension FusionTrainingGradientCheckTests {
+    /// Tier C in Double: the module's fp32 backward against central differences (ε = 1e-6) of
+    /// `DoubleFusionSite`, the fusion site written again in Double — the same variants as the fp32 check.
+    /// Truncation O(ε²) and Double rounding (1e-16·|L|/ε ≈ 1e-9) are negligible; what remains is the fp32
+    /// rounding of the analytic gradient (O(1) values through ~10 fp32 ops over H = 8: ≲ 1e-5), so the
+    /// tolerance is 2e-5 abs + 1e-4 rel, a hundred times tighter than the fp32 differences allow. Also checks
+    /// the fp32 forward against the Double one (1e-5 abs).
+    @Test(arguments: ["dynamic", "compositions", "static", "dropout_post_add"])
+    func backwardMatchesDoubleFiniteDifferences(_ variant: String) throws {
+        let hidden = 8, rows = 3
+        var rng = SeededRNG(seed: 32)
+        func random(_ shape: [Int], _ std: Float) -> Tensor {
+            Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.normal(mean: 0, std: std) })
+        }
+        let acts = ["tanh", "swish", "tanh"]
+        var adapters: [String: BottleneckAdapter] = [:]
+        for i in 0..<3 {
+            var o: [String: AdapterJSON] = ["reduction_factor": .int(i == 1 ? 4 : 2), "non_linearity": .string(acts[i])]
+            if i == 1 { o["scaling"] = .double(0.5) }
+            if i == 2 && variant == "dropout_post_add" { o["residual_before_ln"] = .string("post_add") }
+            let m = BottleneckAdapterTrainingModule(try BottleneckAdapter(name: "a\(i)", config: try BottleneckConfig.preset("seq_bn", overrides: o),
+                                                                          hiddenSize: hidden, numLayers: 1), keyPrefix: "")
+            for k in m.parameters.keys.sorted() { m.parameters[k] = random(m.parameters[k]!.shape, 0.5) }
+            adapters["a\(i)"] = m.adapter
+        }
+        let fusionConfig: AdapterFusionConfig = switch variant {
+        case "compositions": AdapterFusionConfig(key: true, query: true, value: true, queryBeforeLayerNorm: true,
+                                                 regularization: false, residualBefore: true, temperature: false,
+                                                 valueBeforeSoftmax: false, valueInitialized: false, dropoutProbability: nil)
+        case "static": .staticPreset
+        default: .dynamicPreset
+        }
+        let fusion = try AdapterFusion(adapters: (0..<3).map { adapters["a\($0)"]! }, config: fusionConfig, hiddenSize: hidden, numLayers: 1)
+        let dropoutRate: Float = variant == "dropout_post_add" ? 0.3 : 0
+        let module = try AdapterFusionTrainingModule(fusion, adapters: adapters, scoreDropout: dropoutRate, keyPrefix: "")
+        for k in module.parameters.keys.sorted() { module.parameters[k] = random(module.parameters[k]!.shape, 0.5) }
+        let h = random([rows, hidden], 1), a = random([rows, hidden], 1), probe = random([rows, hidden], 1)
+        let lnWeight = Tensor(shape: [hidden], scalars: (0..<hidden).map { 1 + 0.1 * Float($0) }), lnBias = random([hidden], 0.1)
+        let ln = SublayerLayerNorm(weight: lnWeight, bias: lnBias, eps: 1e-12)
+        let context = ComputeContext(threads: 1)
+        let dropout: EncoderDropout = dropoutRate > 0 ? EncoderDropout(hidden: 0.1, attentionProbabilities: 0.1) : .off
+        var g = SeededRNG(seed: 9)
+        let fwd = try #require(module.trainingForward(layer: 0, location: .output, hidden: h, residual: a, layerNorm: ln, batch: 1,
+                                                      sequenceLength: rows, saveForBackward: true, dropout: dropout, rng: &g,
+                                                      context: context))
+        let saved = try #require(fwd.saved as? AdapterFusionTrainingModule.Saved)
+        let (dh, da) = module.trainingBackward(layer: 0, location: .output, outputGradient: probe, saved: fwd.saved,
+                                               layerNorm: ln, context: context)
+        let grads = module.takeGradients()
+        let site = AdapterSite(layer: 0, location: .output)
+        let reference = DoubleFusionSite(
+            config: fusionConfig,
+            adapters: (0..<3).map { i in
+                let ad = adapters["a\(i)"]!, w = ad.weights[site]!
+                var scale = 1.0
+                if case let .constant(s) = ad.config.scaling { scale = Double(s) }
+                return (DoubleFusionSite.matrix(w.downWeight), w.downBias.scalars.map(Double.init),
+                        DoubleFusionSite.matrix(w.upWeight), w.upBias.scalars.map(Double.init), scale, ad.config.activation)
+            },
+            last: adapters["a2"]!.config, lnWeight: lnWeight.scalars.map(Double.init), lnBias: lnBias.scalars.map(Double.init),
+            eps: 1e-12, dropoutMask: saved.scoreMask.map { DoubleFusionSite.matrix($0) })
+        let prefix = "encoder.layer.0.output.adapter_fusion_layer.a0,a1,a2."
+        var params = module.parameters.reduce(into: [String: DoubleFusionSite.Matrix]()) {
+            $0[String($1.key.dropFirst(prefix.count))] = $1.value.rank == 1 ? [$1.value.scalars.map(Double.init)] : DoubleFusionSite.matrix($1.value)
+        }
+        let hD = DoubleFusionSite.matrix(h), aD = DoubleFusionSite.matrix(a), pD = DoubleFusionSite.matrix(probe)
+        func loss(_ y: DoubleFusionSite.Matrix) -> Double { zip(y, pD).reduce(0) { $0 + zip($1.0, $1.1).reduce(0) { $0 + $1.0 * $1.1 } } }
+        let y = reference.forward(h: hD, a: aD, fusion: params)
+        _ = expectClose(fwd.output.scalars, y.flatMap { $0 }, atol: 1e-5, rtol: 0, "\(variant) forward vs Double")
+        let eps = 1e-6
+        func numeric(_ m: DoubleFusionSite.Matrix, _ f: (DoubleFusionSite.Matrix) -> Double) -> [Double] {
+            var m = m, out: [Double] = []
+            for i in m.indices { for j in m[i].indices {
+                let x = m[i][j]
+                m[i][j] = x + eps; let up = f(m)
+                m[i][j] = x - eps; let down = f(m)
+                m[i][j] = x
+                out.append((up - down) / (2 * eps))
+            } }
+            return out
+        }
+        var worst = 0.0
+        func check(_ analytic: Tensor, _ n: [Double], _ what: String) {
+            worst = max(worst, expectClose(analytic.scalars, n, atol: 2e-5, rtol: 1e-4, "\(variant) \(what) (Double)").maxAbsError)
+        }
+        check(dh, numeric(hD) { loss(reference.forward(h: $0, a: aD, fusion: params)) }, "dh")
+        check(da, numeric(aD) { loss(reference.forward(h: hD, a: $0, fusion: params)) }, "da")
+        #expect(grads.count == params.count)
+        for name in params.keys.sorted() {
+            let full = prefix + name
+            let p = params[name]!
+            let n = numeric(p) { t in
+                params[name] = t
+                defer { params[name] = p }
+                return loss(reference.forward(h: hD, a: aD, fusion: params))
+            }
+            check(try #require(grads[full]), n, name)
+        }
+        print("fusion training Double finite differences \(variant): max abs err \(worst)")
+    }
+}
