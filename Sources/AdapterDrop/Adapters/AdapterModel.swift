@@ -249,9 +249,24 @@ public struct AdapterModel: Sendable {
     ///   - keepHiddenStates: also return every layer's output.
     /// - Throws: setup errors (see `validate(setup:batchSize:)`), `.unknownHead`, `.parallelHeadCount`,
     ///   `EncoderError` for bad ids.
+    ///
+    /// A single adapter, `Parallel(a, b, …)` and `BatchSplit(a, b, …)` over adapter names (adapters that agree on
+    /// their sites and pre/post LayerNorm settings, see `RowGroupAdapterPlan`) run on the encoder's buffered path:
+    /// one set of activation buffers per call, the adapters of all tasks applied per task slice of the
+    /// replicated batch with grouped GEMMs. Other setups, and `outputFusionAttentions`, go through the general
+    /// `CompositionHook`. Both give the same values (tested bitwise).
     public func callAsFunction(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]? = nil,
                                skipLayers: Set<Int> = [], outputFusionAttentions: Bool = false, keepHiddenStates: Bool = false,
                                context: ComputeContext) throws -> AdapterModelOutput {
+        try run(input, setup: setup, heads: headNames, skipLayers: skipLayers, outputFusionAttentions: outputFusionAttentions,
+                keepHiddenStates: keepHiddenStates, buffered: true, context: context)
+    }
+
+    /// `callAsFunction(_:setup:heads:skipLayers:outputFusionAttentions:keepHiddenStates:context:)`; with `buffered`
+    /// false every setup takes the general `CompositionHook` path (tests compare the two).
+    func run(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]?, skipLayers: Set<Int>,
+             outputFusionAttentions: Bool, keepHiddenStates: Bool, buffered: Bool,
+             context: ComputeContext) throws -> AdapterModelOutput {
         let batch = input.batchSize
         var hook: CompositionHook?
         let recorder = outputFusionAttentions ? FusionAttentionRecorder() : nil
@@ -273,7 +288,11 @@ public struct AdapterModel: Sendable {
         } else {
             rowRanges = Array(repeating: 0..<batch, count: names.count)
         }
-        let encoded = try encoder(input, hook: hook, keepHiddenStates: keepHiddenStates, context: context)
+        let plan = buffered && !outputFusionAttentions
+            ? setup.flatMap { RowGroupAdapterPlan.make(setup: $0, adapters: adapters, batch: batch, skipLayers: skipLayers) } : nil
+        let encoded = plan != nil
+            ? try encoder.encode(input, plan: plan, keepHiddenStates: keepHiddenStates, context: context)
+            : try encoder(input, hook: hook, keepHiddenStates: keepHiddenStates, context: context)
         let replicated = encoded.lastHiddenState.shape[0]
         if channels > 1 && replicated == batch {
             // The Parallel block never ran (all its layers skipped): every channel sees the shared output.

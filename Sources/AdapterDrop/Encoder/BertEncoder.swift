@@ -91,41 +91,92 @@ public struct BertEncoder: Sendable {
         }
     }
 
-    /// All layers of the base model (no hook) with activation buffers allocated once per call and reused by
-    /// every layer, and each residual added in the GEMM epilogue instead of inside the LayerNorm:
-    /// `s = h + a` is the same single fp32 addition either way, so the result is bitwise that of `layer(_:…)`.
+    /// All layers with activation buffers allocated once per call and reused by every layer, and each residual
+    /// added in the GEMM epilogue instead of inside the LayerNorm where no adapter runs: `s = h + a` is the same
+    /// single fp32 addition either way, so the result is bitwise that of `layer(_:…)`.
+    ///
+    /// With a `plan`, the adapter sites where it is active compute the sub-layer's dense output `h` without the
+    /// residual and let `plan.apply` write the location's output; at the plan's first active site a Parallel
+    /// plan replicates the batch `plan.replicas` times (h, the residual and the mask), so every layer below it
+    /// runs once for all tasks and the buffers grow to the replicated batch once.
     /// - Parameters:
     ///   - x: the embedding output `[batch·seq, hidden]`.
-    ///   - states: receives each layer's output `[batch, seq, hidden]` when `keepHiddenStates`.
-    /// - Returns: the last layer's output `[batch·seq, hidden]`.
-    private func encodeBaseModel(_ x: consuming Tensor, mask: Tensor, batch: Int, seq: Int, keepHiddenStates: Bool,
-                                 states: inout [Tensor], context: ComputeContext) -> Tensor {
-        let tokens = batch * seq, hidden = config.hiddenSize, eps = Float(config.layerNormEps)
+    ///   - mask: the additive key mask `[batch, seq]`.
+    ///   - states: receives each layer's output `[batch', seq, hidden]` when `keepHiddenStates`.
+    /// - Returns: the last layer's output `[batch'·seq, hidden]` and `batch'` (the batch times any replication).
+    func encodeBuffered(_ x: consuming Tensor, mask: Tensor, batch: Int, seq: Int, plan: RowGroupAdapterPlan?,
+                        keepHiddenStates: Bool, states: inout [Tensor],
+                        context: ComputeContext) -> (output: Tensor, batch: Int) {
+        var batch = batch
+        var tokens = batch * seq
+        let hidden = config.hiddenSize, eps = Float(config.layerNormEps)
         let scale = 1 / Float(config.headSize).squareRoot()
-        var x = x
+        var x = x, mask = mask
         var qkv = Tensor(zeros: [tokens, 3 * hidden])
         var attended = Tensor(zeros: [tokens, hidden])
         var sum = Tensor(zeros: [tokens, hidden])
         var x1 = Tensor(zeros: [tokens, hidden])
         var inner = Tensor(zeros: [tokens, config.intermediateSize])
+        var workspace = RowGroupAdapterPlan.Workspace()
+        let replicateAt = plan.flatMap { $0.replicas > 1 ? $0.firstActiveSite(layers: config.numHiddenLayers) : nil }
+        /// Replicates the batch `copies` times: the dense output `sum` and the residual `a` are copied, the
+        /// other buffers are reallocated at the new size (their contents are rewritten before being read).
+        func replicate(_ a: inout Tensor, copies: Int) {
+            func repeated(_ t: Tensor) -> Tensor {
+                var r = Tensor(zeros: [copies * t.shape[0], t.shape[1]])
+                copyRows(t, rows: 0..<t.shape[0], into: &r, at: 0, copies: copies)
+                return r
+            }
+            sum = repeated(sum)
+            a = repeated(a)
+            mask = Tensor(concatenating: Array(repeating: mask, count: copies))
+            batch *= copies
+            tokens *= copies
+            qkv = Tensor(zeros: [tokens, 3 * hidden])
+            attended = Tensor(zeros: [tokens, hidden])
+            inner = Tensor(zeros: [tokens, config.intermediateSize])
+        }
         for l in 0..<config.numHiddenLayers {
             let w = weights.layers[l], fused = fusedQKV[l], packed = packedLayers?[l]
             dense(x, fused.weight, packed?.qkv, bias: fused.bias, into: &qkv, context: context)
             fusedSelfAttention(qkv: qkv, mask: mask, batch: batch, sequenceLength: seq,
                                heads: config.numAttentionHeads, scale: scale, into: &attended, context: context)
-            dense(attended, w.attentionOutputWeight, packed?.attentionOutput, bias: w.attentionOutputBias,
-                  residual: x, into: &sum, context: context)                                   // h₁ + x
-            layerNorm(sum, weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias, eps: eps,
-                      into: &x1, context: context)
+            let attentionSite = AdapterSite(layer: l, location: .attentionOutput)
+            if let plan, plan.isActive(attentionSite) {
+                dense(attended, w.attentionOutputWeight, packed?.attentionOutput, bias: w.attentionOutputBias,
+                      into: &sum, context: context)                                            // h₁
+                if replicateAt == attentionSite {
+                    replicate(&x, copies: plan.replicas)
+                    x1 = Tensor(zeros: [tokens, hidden])
+                }
+                plan.apply(site: attentionSite, hidden: sum, residual: x, layerNorm: sublayerLayerNorm(layer: l, .attentionOutput),
+                           sequenceLength: seq, workspace: &workspace, into: &x1, context: context)
+            } else {
+                dense(attended, w.attentionOutputWeight, packed?.attentionOutput, bias: w.attentionOutputBias,
+                      residual: x, into: &sum, context: context)                               // h₁ + x
+                layerNorm(sum, weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias, eps: eps,
+                          into: &x1, context: context)
+            }
             dense(x1, w.intermediateWeight, packed?.intermediate, bias: w.intermediateBias,
                   activation: config.hiddenActivation, into: &inner, context: context)
-            dense(inner, w.outputWeight, packed?.output, bias: w.outputBias, residual: x1, into: &sum,
-                  context: context)                                                            // h₂ + x₁
-            layerNorm(sum, weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias, eps: eps,
-                      into: &x, context: context)
+            let outputSite = AdapterSite(layer: l, location: .output)
+            if let plan, plan.isActive(outputSite) {
+                dense(inner, w.outputWeight, packed?.output, bias: w.outputBias, into: &sum, context: context)  // h₂
+                if replicateAt == outputSite {
+                    replicate(&x1, copies: plan.replicas)
+                    x = Tensor(zeros: [tokens, hidden])
+                }
+                plan.apply(site: outputSite, hidden: sum, residual: x1, layerNorm: sublayerLayerNorm(layer: l, .output),
+                           sequenceLength: seq, workspace: &workspace, into: &x, context: context)
+            } else {
+                dense(inner, w.outputWeight, packed?.output, bias: w.outputBias, residual: x1, into: &sum,
+                      context: context)                                                        // h₂ + x₁
+                layerNorm(sum, weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias, eps: eps,
+                          into: &x, context: context)
+            }
             if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
         }
-        return x
+        return (x, batch)
     }
 
     /// A layer's query, key and value projections as one linear map: weight `[3·hidden, hidden]`, bias
@@ -279,29 +330,44 @@ public struct BertEncoder: Sendable {
     /// - Throws: `EncoderError` for ids or type ids outside the tables, or a sequence that is too long.
     public func callAsFunction(_ input: EncoderInput, hook: (any SublayerHook)? = nil, keepHiddenStates: Bool = false,
                                context: ComputeContext) throws -> EncoderOutput {
+        if hook == nil { return try encode(input, plan: nil, keepHiddenStates: keepHiddenStates, context: context) }
         let seq = input.sequenceLength, hidden = config.hiddenSize
         var batch = input.batchSize
         var x = try embed(input, context: context)
         let baseMask = additiveMask(for: input)
         var mask = baseMask
         var states: [Tensor] = keepHiddenStates ? [x.reshaped([batch, seq, hidden])] : []
-        if hook == nil {
-            x = encodeBaseModel(x, mask: mask, batch: batch, seq: seq, keepHiddenStates: keepHiddenStates,
-                                states: &states, context: context)
-        } else {
-            for l in 0..<config.numHiddenLayers {
-                x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
-                let newBatch = seq == 0 ? batch : x.shape[0] / seq
-                if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
-                    require(newBatch % input.batchSize == 0,
-                                 "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
-                    batch = newBatch
-                    mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))
-                }
-                if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
+        for l in 0..<config.numHiddenLayers {
+            x = layer(l, x, mask: mask, batch: batch, seq: seq, hook: hook, context: context)
+            let newBatch = seq == 0 ? batch : x.shape[0] / seq
+            if newBatch != batch {  // a Parallel block replicated the batch: replicate the mask to match
+                require(newBatch % input.batchSize == 0,
+                             "encoder: layer \(l) returned \(newBatch) sequences, not a multiple of the batch \(input.batchSize)")
+                batch = newBatch
+                mask = Tensor(concatenating: Array(repeating: baseMask, count: batch / input.batchSize))
             }
+            if keepHiddenStates { states.append(x.reshaped([batch, seq, hidden])) }
         }
-        let last = x.reshaped([batch, seq, hidden])
+        return output(x, batch: batch, input: input, states: states, context: context)
+    }
+
+    /// Runs the whole encoder on the buffered path, with adapters on row groups (see `RowGroupAdapterPlan`) or,
+    /// with `plan` nil, as the base model. Same results as `callAsFunction(_:hook:…)` with the equivalent
+    /// `CompositionHook` (the same kernels on the same rows), with one set of activation buffers per call.
+    /// - Throws: `EncoderError` for bad ids or a sequence that is too long.
+    func encode(_ input: EncoderInput, plan: RowGroupAdapterPlan?, keepHiddenStates: Bool,
+                context: ComputeContext) throws -> EncoderOutput {
+        let seq = input.sequenceLength
+        let x = try embed(input, context: context)
+        var states: [Tensor] = keepHiddenStates ? [x.reshaped([input.batchSize, seq, config.hiddenSize])] : []
+        let (last, batch) = encodeBuffered(x, mask: additiveMask(for: input), batch: input.batchSize, seq: seq, plan: plan,
+                                           keepHiddenStates: keepHiddenStates, states: &states, context: context)
+        return output(last, batch: batch, input: input, states: states, context: context)
+    }
+
+    /// The `EncoderOutput` for the last layer's `[batch'·seq, hidden]` (`batch'` a multiple of the input's batch).
+    private func output(_ x: Tensor, batch: Int, input: EncoderInput, states: [Tensor], context: ComputeContext) -> EncoderOutput {
+        let last = x.reshaped([batch, input.sequenceLength, config.hiddenSize])
         let replication = max(batch / max(input.batchSize, 1), 1)
         let fullMask = Array([[Int]](repeating: input.attentionMask, count: replication).joined())
         return EncoderOutput(lastHiddenState: last, attentionMask: fullMask,

@@ -79,30 +79,36 @@ extension AdapterModel {
         if names.isEmpty { throw PredictionError.noHead(setup: setup?.description ?? "none") }
         let out = try self(input, setup: setup, heads: names, skipLayers: skipLayers, context: context)
         return PredictionResult(heads: out.heads.map { h in
-            let config = heads[h.name]!.config
-            let rows = h.logits.shape[0], width = h.logits.count / max(rows, 1), values = h.logits.scalars
-            let labelCount = config.numLabels, id2label = config.id2label
-            func label(_ row: ArraySlice<Float>) -> String {
-                let best = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - row.startIndex
-                return id2label?[best] ?? String(best)
-            }
-            var logits: [[Float]] = [], labels: [String] = []
-            for r in 0..<rows {
-                let row = values[(r * width)..<((r + 1) * width)]
-                logits.append(Array(row))
-                if config.headType == .tagging {
-                    labels.append(stride(from: row.startIndex, to: row.endIndex, by: labelCount)
-                        .map { label(row[$0..<($0 + labelCount)]) }.joined(separator: " "))
-                } else if config.headType == .multiLabelClassification {
-                    labels.append(row.indices.filter { row[$0] > 0 }.map { id2label?[$0 - row.startIndex] ?? String($0 - row.startIndex) }
-                        .joined(separator: ","))
-                } else if labelCount == 1 {
-                    labels.append(String(row[row.startIndex]))
-                } else {
-                    labels.append(label(row))
-                }
-            }
-            return HeadPrediction(name: h.name, logits: logits, labels: labels)
+            HeadPrediction(name: h.name, logits: h.logits, config: heads[h.name]!.config)
         })
+    }
+}
+
+extension HeadPrediction {
+    /// Labels a head's logits `[rows, labels]` (tagging: `[rows, seq, labels]`) as `predict` does (see `labels`).
+    public init(name: String, logits tensor: Tensor, config: PredictionHeadConfig) {
+        let rows = tensor.shape[0], width = tensor.count / max(rows, 1), values = tensor.scalars
+        let labelCount = config.numLabels, id2label = config.id2label
+        func label(_ row: ArraySlice<Float>) -> String {
+            let best = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - row.startIndex
+            return id2label?[best] ?? String(best)
+        }
+        var logits: [[Float]] = [], labels: [String] = []
+        for r in 0..<rows {
+            let row = values[(r * width)..<((r + 1) * width)]
+            logits.append(Array(row))
+            if config.headType == .tagging {
+                labels.append(stride(from: row.startIndex, to: row.endIndex, by: labelCount)
+                    .map { label(row[$0..<($0 + labelCount)]) }.joined(separator: " "))
+            } else if config.headType == .multiLabelClassification {
+                labels.append(row.indices.filter { row[$0] > 0 }.map { id2label?[$0 - row.startIndex] ?? String($0 - row.startIndex) }
+                    .joined(separator: ","))
+            } else if labelCount == 1 {
+                labels.append(String(row[row.startIndex]))
+            } else {
+                labels.append(label(row))
+            }
+        }
+        self.init(name: name, logits: logits, labels: labels)
     }
 }
