@@ -586,7 +586,8 @@ def trajectory_case(versions: dict) -> None:
     step; zero_grad(set_to_none=True); then, for the fusion only, `AdapterTrainerCallback.on_step_end`:
     get_fusion_regularization_loss().backward() -- so the regulariser's gradient (at the updated weights)
     joins the NEXT step's gradients before clipping, and is not part of the recorded loss.
-    Records {setup}.losses (task loss before each step), {setup}.lr, {setup}.grad_norm (before clipping) and the
+    Records {setup}.losses (task loss before each step), {setup}.lr, {setup}.grad_norm (before clipping),
+    {setup}.step0.grad.<param> (the first batch's gradient of every trainable tensor, before clipping) and the
     final parameters."""
     from adapters import DoubleSeqBnConfig, SeqBnConfig
     from adapters.composition import Fuse
@@ -635,9 +636,12 @@ def trajectory_case(versions: dict) -> None:
                                  {"params": [params[n] for n in no_decay], "weight_decay": 0.0}], **TRAJ_ADAMW)
         sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=TRAJ_WARMUP, num_training_steps=TRAJ_STEPS)
         losses, lrs, norms = [], [], []
-        for _ in range(TRAJ_STEPS):
+        for step in range(TRAJ_STEPS):
             out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels, head=head)
             out.loss.backward()
+            if step == 0:  # one batch's gradients of every trainable tensor (before clipping)
+                for n in names:
+                    tensors[f"{setup}.step0.grad.{n}"] = to_numpy(params[n].grad).copy()
             norms.append(float(torch.nn.utils.clip_grad_norm_([params[n] for n in names if params[n].grad is not None],
                                                               TRAJ_MAX_NORM)))
             lrs.append(opt.param_groups[0]["lr"])
