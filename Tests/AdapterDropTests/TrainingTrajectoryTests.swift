@@ -124,7 +124,7 @@ import Testing
         options.weightDecay = Self.weightDecay
         options.maxGradientNorm = Self.maxNorm
         options.useDropout = false
-        let trainer = AdapterTrainer(encoder: model.encoder, adapter: try #require(model.adapters[name]),
+        let trainer = try AdapterTrainer(encoder: model.encoder, adapter: try #require(model.adapters[name]),
                                      head: try #require(model.heads[name]), options: options, encode: rowEncoder(input))
         let result = try trainer.train(on: rowDataset(labels), context: ComputeContext(threads: 1))
         try expectTrajectory(result.losses, file, setup)

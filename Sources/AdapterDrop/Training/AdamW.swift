@@ -25,6 +25,19 @@ public struct AdamW: Sendable {
         public var firstMoment: Tensor
         /// v (`exp_avg_sq`), the parameter's shape.
         public var secondMoment: Tensor
+
+        /// A state as saved in a checkpoint. - Precondition: both moments have the same shape.
+        public init(step: Int, firstMoment: Tensor, secondMoment: Tensor) {
+            precondition(firstMoment.shape == secondMoment.shape, "AdamW.ParameterState: moment shapes \(firstMoment.shape) vs \(secondMoment.shape)")
+            self.step = step
+            self.firstMoment = firstMoment
+            self.secondMoment = secondMoment
+        }
+    }
+
+    /// Replaces the state of parameter `name` (resuming from a checkpoint; torch `load_state_dict`).
+    public mutating func restoreState(_ state: ParameterState, for name: String) {
+        states[name] = state
     }
 
     /// β₁, β₂ (torch default 0.9, 0.999).
