@@ -23,8 +23,7 @@ struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "GEMM, fused linear+GELU, LayerNorm and softmax vs OpenBLAS, a naive GEMM and memcpy.")
 
-        @Option(help: "Worker threads for our kernels and for OpenBLAS (default: all active processors).")
-        var threads: Int = ComputeContext.activeProcessorCount
+        @OptionGroup var runtime: RuntimeOptions
 
         @Option(help: "Approximate seconds of timing per shape.")
         var seconds: Double = 1.0
@@ -32,11 +31,9 @@ struct Bench: ParsableCommand {
         @Flag(help: "Skip the (slow) naive reference GEMM baseline.")
         var noReference = false
 
-        @Option(help: "Also write the rows as JSON to this file.")
-        var json: String?
+        @OptionGroup var jsonFile: JSONFileOption
 
         func validate() throws {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
             guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
         }
 
@@ -44,10 +41,10 @@ struct Bench: ParsableCommand {
             #if DEBUG
             print("warning: this is a debug build; measure with `swift run -c release adapterdrop bench kernels`")
             #endif
-            print("ISA: \(KernelISA.active.rawValue), threads: \(threads)")
-            let rows = KernelBench.run(threads: threads, seconds: seconds, includeReference: !noReference)
+            print("ISA: \(KernelISA.active.rawValue), threads: \(runtime.threads)")
+            let rows = KernelBench.run(threads: runtime.threads, seconds: seconds, includeReference: !noReference)
             printTable(rows)
-            if let json { try writeJSON(rows, to: json) }
+            if let json = jsonFile.path { try writeJSON(rows, to: json) }
         }
     }
 }

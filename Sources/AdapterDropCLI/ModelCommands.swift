@@ -54,7 +54,9 @@ extension Pooling.Mode: ExpressibleByArgument {}
 
 /// `adapterdrop embed`: sentence embeddings.
 struct Embed: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sentence embeddings from a model folder.")
+    static let configuration = CommandConfiguration(
+        abstract: "Sentence embeddings from a model folder.",
+        discussion: "With --json: one JSON object per input: {\"text\", \"embedding\"}.")
 
     @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
     var model: String
@@ -68,14 +70,11 @@ struct Embed: ParsableCommand {
     var normalize = false
     @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second); without it they are an error.")
     var truncation: TruncationStrategy?
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print one JSON object per input: {\"text\", \"embedding\"}.")
-    var json = false
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard (texts.isEmpty) != (input == nil) else { throw ValidationError("give either --text (one or more) or --input FILE") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
@@ -85,12 +84,15 @@ struct Embed: ParsableCommand {
         if inputs.contains(where: { if case .pair = $0 { true } else { false } }) {
             throw CLIError("\(input ?? "--text"): embed takes single texts, not text_pair")
         }
-        let embeddings = try pretrained.embed(strings, pooling: pooling, normalize: normalize, truncation: truncation,
-                                              context: ComputeContext(threads: threads))
+        let (_, batch) = try pretrained.tokenize(strings.map { .single($0) }, truncation: truncation)
+        try runtime.checkInferenceMemory(config: pretrained.encoder.config, batch: batch.batchSize,
+                                         sequenceLength: batch.sequenceLength)
+        let embeddings = try pretrained.encoder(batch, context: runtime.context())
+            .sentenceEmbeddings(pooling, normalize: normalize)
         let width = embeddings.shape[1], values = embeddings.scalars
         for (i, text) in strings.enumerated() {
             let row = Array(values[(i * width)..<((i + 1) * width)])
-            if json {
+            if output.json {
                 struct Line: Encodable { let text: String; let embedding: [Float] }
                 try printJSON(Line(text: text, embedding: row))
             } else {
@@ -102,7 +104,9 @@ struct Embed: ParsableCommand {
 
 /// `adapterdrop tokenize`: token ids as the Hugging Face fast tokenizer produces them.
 struct Tokenize: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tokenize a text (or a pair) with a model folder's tokenizer.")
+    static let configuration = CommandConfiguration(
+        abstract: "Tokenize a text (or a pair) with a model folder's tokenizer.",
+        discussion: "With --json: {\"input_ids\", \"token_type_ids\", \"attention_mask\", \"tokens\"}.")
 
     @Option(help: "Hugging Face model folder.")
     var model: String
@@ -114,8 +118,7 @@ struct Tokenize: ParsableCommand {
     var maxLength: Int?
     @Option(help: "longest_first | only_first | only_second")
     var truncation: TruncationStrategy?
-    @Flag(help: "Print JSON: {\"input_ids\", \"token_type_ids\", \"attention_mask\", \"tokens\"}.")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be positive") }
@@ -132,13 +135,15 @@ struct Tokenize: ParsableCommand {
             let input_ids: [Int], token_type_ids: [Int], attention_mask: [Int], tokens: [String]
         }
         let out = Output(input_ids: e.ids, token_type_ids: e.typeIDs, attention_mask: e.attentionMask, tokens: e.tokens)
-        if json { try printJSON(out) } else { print(e.tokens.joined(separator: " ")); print(e.ids.map(String.init).joined(separator: " ")) }
+        if output.json { try printJSON(out) } else { print(e.tokens.joined(separator: " ")); print(e.ids.map(String.init).joined(separator: " ")) }
     }
 }
 
 /// `adapterdrop encode`: last hidden states for given token ids.
 struct Encode: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the encoder on token ids (no tokenizer needed).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the encoder on token ids (no tokenizer needed).",
+        discussion: "With --json: {\"last_hidden_state\": [batch][seq][hidden]}.")
 
     @Option(help: "Hugging Face model folder (config.json + model.safetensors).")
     var model: String
@@ -148,12 +153,8 @@ struct Encode: ParsableCommand {
     var attentionMask: String?
     @Option(help: "Token type ids as JSON, same shape as --input-ids.")
     var tokenTypeIds: String?
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print JSON: {\"last_hidden_state\": [batch][seq][hidden]}.")
-    var json = false
-
-    func validate() throws { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     /// Token ids as exact JSON integers: `[[…], …]` or `[…]` (fractions, booleans and out-of-range numbers are errors).
     static func parseRows(_ text: String, option: String) throws -> [[Int]] {
@@ -185,11 +186,12 @@ struct Encode: ParsableCommand {
         let encoder = try BertEncoder(modelFolder: try existingFolder(model))
         let input = try Self.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
                                           padTokenId: encoder.config.padTokenId ?? 0)
-        let out = try encoder(input, context: ComputeContext(threads: threads))
+        try runtime.checkInferenceMemory(config: encoder.config, batch: input.batchSize, sequenceLength: input.sequenceLength)
+        let out = try encoder(input, context: runtime.context())
         let b = input.batchSize, s = input.sequenceLength, h = encoder.config.hiddenSize
         let v = out.lastHiddenState.scalars
         let nested = (0..<b).map { i in (0..<s).map { t in Array(v[((i * s + t) * h)..<((i * s + t + 1) * h)]) } }
-        if json {
+        if output.json {
             struct Output: Encodable { let last_hidden_state: [[[Float]]] }
             try printJSON(Output(last_hidden_state: nested))
         } else {

@@ -7,7 +7,8 @@ import Foundation
 /// The logic lives in the library (`AdapterModel.loading`, `AdapterModel.predict`), tested in PredictionTests.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict with adapters, AdapterFusion and AdapterDrop: logits and labels per head.")
+        abstract: "Predict with adapters, AdapterFusion and AdapterDrop: logits and labels per head.",
+        discussion: "With --json: {\"heads\": [{\"name\", \"logits\", \"labels\"}]}.")
 
     @Option(help: "Hugging Face model folder (config.json, model.safetensors; tokenizer files for --text/--input).")
     var model: String
@@ -35,10 +36,8 @@ struct Predict: ParsableCommand {
     var tokenTypeIds: String?
     @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second).")
     var truncation: TruncationStrategy?
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print JSON: {\"heads\": [{\"name\", \"logits\", \"labels\"}]}.")
-    var json = false
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         let sources = [!texts.isEmpty, input != nil, inputIds != nil].filter { $0 }.count
@@ -46,7 +45,6 @@ struct Predict: ParsableCommand {
         if inputIds == nil && (attentionMask != nil || tokenTypeIds != nil) {
             throw ValidationError("--attention-mask and --token-type-ids go with --input-ids")
         }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     static func parseSkipLayers(_ text: String) throws -> Set<Int> {
@@ -74,9 +72,11 @@ struct Predict: ParsableCommand {
             let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
             batch = try pretrained.tokenize(inputs, truncation: truncation).1
         }
+        try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batch.batchSize,
+                                         sequenceLength: batch.sequenceLength, replicas: setupValue?.parallelChannels ?? 1)
         let result = try adapterModel.predict(batch, setup: setupValue, heads: heads.isEmpty ? nil : heads, skipLayers: skip,
-                                              context: ComputeContext(threads: threads))
-        if json {
+                                              context: runtime.context())
+        if output.json {
             try printJSON(result)
         } else {
             for h in result.heads {

@@ -7,7 +7,8 @@ import Foundation
 /// dataset (AdapterDrop paper §5.2) and save the pruned fusion and kept adapters. Logic: `AdapterModel.pruneFusion`.
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Prune an AdapterFusion to the adapters with the highest average activation over a dataset.")
+        abstract: "Prune an AdapterFusion to the adapters with the highest average activation over a dataset.",
+        discussion: "With --json: {\"kept\", \"dropped\", \"fusion\", \"activations\"} instead of the table.")
 
     @Option(help: "Hugging Face model folder (tokenizer files needed for JSONL lines with \"text\").")
     var model: String
@@ -25,14 +26,11 @@ struct Prune: ParsableCommand {
     var batchSize: Int = 32
     @Option(help: "Output folder: <fusion name>/, one folder per kept adapter, activations.json.")
     var out: String
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print {\"kept\", \"dropped\", \"activations\"} as JSON instead of the table.")
-    var json = false
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     /// Reads JSONL lines with token ids (`input_ids`, optional `attention_mask`, `token_type_ids`); nil if the
@@ -82,15 +80,19 @@ struct Prune: ParsableCommand {
                 batches.append(try pretrained.tokenize(Array(texts[start..<min(start + batchSize, texts.count)]), truncation: .longestFirst).1)
             }
         }
+        for b in batches {
+            try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: b.batchSize,
+                                             sequenceLength: b.sequenceLength)
+        }
         let (table, pruned) = try adapterModel.pruneFusion(fusionName, keep: keep, scope: scope, batches: batches,
-                                                           context: ComputeContext(threads: threads))
+                                                           context: runtime.context())
         let outURL = URL(fileURLWithPath: out)
         try pruned.save(to: outURL)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try encoder.encode(table).write(to: outURL.appendingPathComponent("activations.json"), options: .atomic)
         struct Summary: Encodable { let kept: [String]; let dropped: [String]; let fusion: String; let activations: FusionActivationTable }
-        if json {
+        if output.json {
             try printJSON(Summary(kept: pruned.fusion.adapterNames, dropped: pruned.dropped, fusion: pruned.fusion.name, activations: table))
         } else {
             print(table)

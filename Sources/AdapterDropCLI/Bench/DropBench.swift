@@ -30,12 +30,10 @@ struct DropBenchCommand: ParsableCommand {
     var batch: Int = 1
     @Option(help: "Tokens per sequence.")
     var seq: Int = 128
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
+    @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Timed repetitions per configuration (medians are reported).")
     var repetitions: Int = 5
-    @Option(help: "Also write the rows as JSON to this file.")
-    var json: String?
+    @OptionGroup var jsonFile: JSONFileOption
 
     static func parseList(_ text: String, option: String) throws -> [Int] {
         let t = text.trimmingCharacters(in: .whitespaces)
@@ -54,8 +52,8 @@ struct DropBenchCommand: ParsableCommand {
 
     func validate() throws {
         guard EncoderBench.builtinConfig(config) != nil else { throw ValidationError("--config must be bert-base or minilm") }
-        guard batch >= 1, seq >= 1, threads >= 1, repetitions >= 1 else {
-            throw ValidationError("--batch, --seq, --threads and --repetitions must be at least 1")
+        guard batch >= 1, seq >= 1, repetitions >= 1 else {
+            throw ValidationError("--batch, --seq and --repetitions must be at least 1")
         }
         let layers = EncoderBench.builtinConfig(config)!.numHiddenLayers
         let maximum = EncoderBench.builtinConfig(config)!.maxPositionEmbeddings
@@ -84,9 +82,9 @@ struct DropBenchCommand: ParsableCommand {
                                          hiddenSize: c.hiddenSize, seed: UInt64(100 + t)))
         }
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: c.vocabSize)
-        let context = ComputeContext(threads: threads)
+        let context = runtime.context()
         print("model: \(config) (RANDOM weights), seq_bn adapters (reduction factor 16), batch \(batch), seq \(seq), "
-              + "threads \(threads), ISA \(KernelISA.active.rawValue)")
+              + "threads \(runtime.threads), ISA \(KernelISA.active.rawValue)")
         var rows: [DropBenchRow] = []
         for n in taskCounts {
             let names = (0..<n).map { "task\($0)" }
@@ -102,11 +100,11 @@ struct DropBenchCommand: ParsableCommand {
                 let row: DropBenchRow
                 if d == 0 {
                     let t = InterleavedTimer.medians([.init(name: "n=0", run: run(0))], repetitions: repetitions, warmup: 1)
-                    row = DropBenchRow(tasks: n, droppedLayers: 0, threads: threads, ms: t[0] * 1e3, speedupVsNoDrop: 1)
+                    row = DropBenchRow(tasks: n, droppedLayers: 0, threads: runtime.threads, ms: t[0] * 1e3, speedupVsNoDrop: 1)
                 } else {
                     let t = InterleavedTimer.medians([.init(name: "n=0", run: run(0)), .init(name: "n=\(d)", run: run(d))],
                                                      repetitions: repetitions, warmup: 1)
-                    row = DropBenchRow(tasks: n, droppedLayers: d, threads: threads, ms: t[1] * 1e3,
+                    row = DropBenchRow(tasks: n, droppedLayers: d, threads: runtime.threads, ms: t[1] * 1e3,
                                        speedupVsNoDrop: t[0] / t[1])
                 }
                 rows.append(row)
@@ -114,7 +112,7 @@ struct DropBenchCommand: ParsableCommand {
                              row.speedupVsNoDrop))
             }
         }
-        if let json { try writeJSON(rows, to: json) }
+        if let json = jsonFile.path { try writeJSON(rows, to: json) }
     }
 }
 

@@ -28,8 +28,7 @@ struct EncoderBenchCommand: ParsableCommand {
     @Option(help: "Tokens per sequence.")
     var seq: Int = 128
 
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
+    @OptionGroup var runtime: RuntimeOptions
 
     @Option(help: "Timed repetitions (the median is reported).")
     var repetitions: Int = 10
@@ -43,8 +42,7 @@ struct EncoderBenchCommand: ParsableCommand {
     @Flag(help: "Hold the weight matrices pre-packed for the GEMM (faster, +1 copy of the layer matrices).")
     var prepack = false
 
-    @Option(help: "Also write the result rows as JSON to this file.")
-    var json: String?
+    @OptionGroup var jsonFile: JSONFileOption
 
     @Option(help: "Write last_hidden_state [batch, seq, hidden] as raw little-endian float32 to this file (for parity checks).")
     var dumpOutput: String?
@@ -57,7 +55,6 @@ struct EncoderBenchCommand: ParsableCommand {
             throw ValidationError("--config must be bert-base or minilm, got \(config)")
         }
         guard batch >= 1, seq >= 1 else { throw ValidationError("--batch and --seq must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard repetitions >= 1, warmup >= 0 else { throw ValidationError("--repetitions must be ≥ 1, --warmup ≥ 0") }
     }
 
@@ -82,7 +79,7 @@ struct EncoderBenchCommand: ParsableCommand {
             throw ValidationError("--seq \(seq) exceeds the model's maximum \(encoder.maximumSequenceLength)")
         }
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: encoder.config.vocabSize)
-        let context = ComputeContext(threads: threads)
+        let context = runtime.context()
         let loadPeak = EncoderBench.residentHighWaterMiB()
         EncoderBench.resetPeakResident()  // from here on VmHWM is the inference peak (weights + activations)
         var last: EncoderOutput? = nil
@@ -91,14 +88,14 @@ struct EncoderBenchCommand: ParsableCommand {
                                                repetitions: repetitions, warmup: warmup)[0]
         guard let output = last else { throw ValidationError("the encoder rejected the input") }
         let row = EncoderBenchRow(
-            model: label, weights: weightsLabel, batch: batch, seq: seq, threads: threads,
+            model: label, weights: weightsLabel, batch: batch, seq: seq, threads: runtime.threads,
             msPerBatch: seconds * 1e3, sequencesPerSecond: Double(batch) / seconds,
             tokensPerSecond: Double(batch * seq) / seconds, repetitions: repetitions,
             prepackedWeights: prepack, loadPeakResidentMiB: loadPeak,
             inferencePeakResidentMiB: EncoderBench.residentHighWaterMiB(), isa: KernelISA.active.rawValue)
         print("model: \(label), weights: \(weightsLabel), ISA: \(row.isa), prepacked weights: \(prepack)")
         printEncoderTable([row])
-        if let json { try writeJSON([row], to: json) }
+        if let json = jsonFile.path { try writeJSON([row], to: json) }
         if let dumpOutput {
             let data = output.lastHiddenState.contiguous().withUnsafeBufferPointer { Data(buffer: $0) }
             try data.write(to: URL(fileURLWithPath: dumpOutput), options: .atomic)
