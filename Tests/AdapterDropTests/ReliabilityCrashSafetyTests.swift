@@ -1,7 +1,8 @@
 // Reliability: saving is crash-safe. A forked child saves two versions of a safetensors file and of an
 // AdapterHub adapter folder in turn, forever; the parent SIGKILLs it at a random moment, 100 times, and checks
 // after each kill that every file is byte-for-byte the complete old or the complete new version, and that
-// orphaned temporary files (a kill between open and rename) are cleaned by the next save
+// orphaned temporary files (a kill between open and rename) are cleaned by the next save, and that the adapter
+// folder's two files always belong to the same version (the folder is swapped as a whole, AtomicFolder.swift)
 // (docs/reliability.md, "Crash-safe saving").
 import AdapterCore
 @testable import AdapterDrop
@@ -73,7 +74,7 @@ struct ReliabilityCrashSafetyTests {
         for f in files { #expect(known[f]!.count == 2, "\(f): the two versions must differ") }
 
         var rng = TestRNG(seed: 42)
-        var killedMidWrite = 0, changes = 0, mixedFolders = 0
+        var killedMidWrite = 0, changes = 0, mixedFolders = 0, betweenRenames = 0
         var lastState = files.map { checksum(folder.appendingPathComponent($0)) }
         var maxOrphans = 0
         for round in 0..<100 {
@@ -97,21 +98,29 @@ struct ReliabilityCrashSafetyTests {
             // Killed by our signal, not exited on its own (an _exit(3) would mean a save threw).
             #expect(status & 0x7f == SIGKILL, "round \(round): child status \(status)")
 
+            // Count temporaries before a load's recovery touches them.
+            let orphans = temporaryFiles(in: folder).count + temporaryFiles(in: folder.appendingPathComponent("adapter")).count
+            // A kill between the two renames of the folder swap leaves no adapter folder; loading recovers it
+            // (rolls the complete staging folder forward), as every loader does before reading.
+            let adapterFolder = folder.appendingPathComponent("adapter")
+            if !FileManager.default.fileExists(atPath: adapterFolder.path) { betweenRenames += 1 }
+            recoverInterruptedFolderSave(adapterFolder)
             let state = files.map { checksum(folder.appendingPathComponent($0)) }
             for (f, c) in zip(files, state) {
                 #expect(c != nil && known[f]!.contains(c!), "round \(round): \(f) is neither complete version")
             }
             if state != lastState { changes += 1 }
             lastState = state
-            // The adapter's two files are each atomic, but not as a pair: count folders mixing versions.
+            // The adapter folder is saved as a whole: its two files must be of the same version.
             if !pairs.contains([state[1], state[2]]) { mixedFolders += 1 }
-            let orphans = temporaryFiles(in: folder).count + temporaryFiles(in: folder.appendingPathComponent("adapter")).count
             if orphans > 0 { killedMidWrite += 1 }
             maxOrphans = max(maxOrphans, orphans)
         }
         print("crash-safe saving: 100 SIGKILLs, \(killedMidWrite) left a temporary file (killed mid-save), "
               + "\(changes) changed the files, max \(maxOrphans) temporary files present after a kill, "
-              + "\(mixedFolders) adapter folders mixed versions, save cycle \(Int(cycle * 1e3)) ms")
+              + "\(mixedFolders) adapter folders mixed versions, \(betweenRenames) kills between the folder renames "
+              + "(recovered), save cycle \(Int(cycle * 1e3)) ms")
+        #expect(mixedFolders == 0, "adapter folders mixing the old and new files: \(mixedFolders)")
         // The test only means something if kills landed both mid-write and between saves.
         #expect(killedMidWrite >= 10, "too few kills landed mid-save: \(killedMidWrite)")
         #expect(changes >= 10, "the child made too little progress: \(changes) changes")

@@ -161,12 +161,18 @@ public struct AdapterModel: Sendable {
         return fusion.name
     }
 
-    /// Saves an adapter (and the head of the same name, if any and `withHead`) into a folder.
+    /// Saves an adapter (and the head of the same name, if any and `withHead`) into a folder, replacing the
+    /// folder's adapter (and head) files as one atomic step (`saveFolderAtomically`).
     /// - Throws: `.unknownAdapter`, I/O errors.
     public func saveAdapter(_ name: String, to folder: URL, withHead: Bool = true) throws {
         guard let adapter = adapters[name] else { throw AdapterError.unknownAdapter(name) }
-        try adapter.save(to: folder, model: modelDescription)
-        if withHead, let head = heads[name] { try head.save(to: folder, model: modelDescription) }
+        let head = withHead ? heads[name] : nil
+        var names: Set<String> = [AdapterFiles.adapterWeights, AdapterFiles.adapterConfig]
+        if head != nil { names.formUnion([AdapterFiles.headWeights, AdapterFiles.headConfig]) }
+        try saveFolderAtomically(folder, writing: names) { staging in
+            try adapter.writeFiles(into: staging, model: modelDescription)
+            try head?.writeFiles(into: staging, model: modelDescription)
+        }
     }
 
     /// Saves a head into a folder.

@@ -137,6 +137,7 @@ extension BottleneckAdapter {
     ///   `scripts/convert_bin_to_safetensors.py`), bad or unsupported config keys, `.missingWeight`,
     ///   `.wrongShape`; `SafetensorsError` for a malformed weights file.
     public init(folder: URL, model: ModelDescription, loadAs: String? = nil, leaveOut: [Int]? = nil) throws {
+        recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.adapterConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
         let legacy = envelope["version"] == nil
@@ -197,10 +198,18 @@ extension BottleneckAdapter {
     }
 
     /// Saves as `save_adapter` does: `adapter_config.json` (sorted keys, indent 2) and `adapter.safetensors`
-    /// with keys `{bert.|roberta.}encoder.layer.{i}.{…}.adapters.{name}.{…}`; both written atomically.
+    /// with keys `{bert.|roberta.}encoder.layer.{i}.{…}.adapters.{name}.{…}`. The folder is replaced as a
+    /// whole (`saveFolderAtomically`): after a crash it holds either both old files or both new ones; other
+    /// files already in it (a head saved beside the adapter) are kept.
     /// - Throws: `SafetensorsWriterError` on I/O failure.
     public func save(to folder: URL, model: ModelDescription) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try saveFolderAtomically(folder, writing: [AdapterFiles.adapterWeights, AdapterFiles.adapterConfig]) {
+            try writeFiles(into: $0, model: model)
+        }
+    }
+
+    /// Writes `adapter.safetensors` and `adapter_config.json` into `folder` (each file atomic, not the pair).
+    func writeFiles(into folder: URL, model: ModelDescription) throws {
         var tensors: [(String, Tensor)] = []
         for site in weights.keys.sorted() {
             for (rest, t) in weights[site]!.namedTensors {
@@ -218,6 +227,7 @@ extension PredictionHead {
     /// `model_head.safetensors`, keys `heads.{name}.{index}.weight|bias`).
     /// - Throws: `AdapterError` naming the file and key; `SafetensorsError` for a malformed file.
     public init(folder: URL, model: ModelDescription, loadAs: String? = nil) throws {
+        recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.headConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
         let config = try PredictionHeadConfig(json: envelope["config"]!, file: configURL.path)
@@ -244,10 +254,17 @@ extension PredictionHead {
         self.init(name: loadAs ?? storedName, config: config, linears: linears)
     }
 
-    /// Saves as `save_head`: `head_config.json` and `model_head.safetensors`, atomically.
+    /// Saves as `save_head`: `head_config.json` and `model_head.safetensors`; the folder is replaced as a whole
+    /// (`saveFolderAtomically`), keeping other files in it (an adapter saved in the same folder).
     /// - Throws: `SafetensorsWriterError` on I/O failure.
     public func save(to folder: URL, model: ModelDescription) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try saveFolderAtomically(folder, writing: [AdapterFiles.headWeights, AdapterFiles.headConfig]) {
+            try writeFiles(into: $0, model: model)
+        }
+    }
+
+    /// Writes `model_head.safetensors` and `head_config.json` into `folder` (each file atomic, not the pair).
+    func writeFiles(into folder: URL, model: ModelDescription) throws {
         try AdapterFiles.writeTensors(namedTensors.map { ("heads.\(name).\($0.0)", $0.1) },
                                       to: folder.appendingPathComponent(AdapterFiles.headWeights))
         try AdapterJSON.object(AdapterFiles.envelope(config: config.json, name: name, model: model))
@@ -264,6 +281,7 @@ extension AdapterFusion {
     /// - Throws: `AdapterError.unknownAdapter`, `.fusionConfigMismatch`, `.missingWeight`, `.wrongShape`,
     ///   config errors, naming the file and key.
     public init(folder: URL, model: ModelDescription, adapters: [String: BottleneckAdapter], loadAs: String? = nil) throws {
+        recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.fusionConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
         let config = try AdapterFusionConfig(json: envelope["config"]!, file: configURL.path)
@@ -313,10 +331,16 @@ extension AdapterFusion {
     }
 
     /// Saves as `save_adapter_fusion`: `adapter_fusion_config.json` (with `adapter_names`) and
-    /// `model_adapter_fusion.safetensors`, atomically.
+    /// `model_adapter_fusion.safetensors`; the folder is replaced as a whole (`saveFolderAtomically`).
     /// - Throws: `SafetensorsWriterError` on I/O failure.
     public func save(to folder: URL, model: ModelDescription) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try saveFolderAtomically(folder, writing: [AdapterFiles.fusionWeights, AdapterFiles.fusionConfig]) {
+            try writeFiles(into: $0, model: model)
+        }
+    }
+
+    /// Writes `model_adapter_fusion.safetensors` and `adapter_fusion_config.json` into `folder`.
+    func writeFiles(into folder: URL, model: ModelDescription) throws {
         var tensors: [(String, Tensor)] = []
         for site in weights.keys.sorted() {
             for (rest, t) in weights[site]!.namedTensors {
