@@ -89,10 +89,11 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
     }
 
     /// A name as `parse` reads it back: bare when it is non-empty and has none of `(),=[]`, quotes or
-    /// whitespace, else in double quotes (single quotes if it contains a double quote).
+    /// whitespace, else in double quotes (single quotes if it contains a double quote). Checked on Unicode
+    /// scalars, as `parse` reads them: a quote followed by a combining mark is still a quote.
     static func quotedIfNeeded(_ name: String) -> String {
-        let special: Set<Character> = ["(", ")", ",", "=", "[", "]", "\"", "'"]
-        let bare = !name.isEmpty && !name.contains { special.contains($0) || $0.isWhitespace }
+        let special: Set<Unicode.Scalar> = ["(", ")", ",", "=", "[", "]", "\"", "'"]
+        let bare = !name.isEmpty && !name.unicodeScalars.contains { special.contains($0) || $0.properties.isWhitespace }
             && name != "none" && name != "None"
         return bare ? name : quoted(name)
     }
@@ -100,7 +101,7 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
     /// `name` in double quotes, or in single quotes if it contains a double quote. (A name with both kinds of
     /// quote, which a bare name in `parse` may have, has no printed form that reads back.)
     static func quoted(_ name: String) -> String {
-        name.contains("\"") ? "'\(name)'" : "\"\(name)\""
+        name.unicodeScalars.contains("\"") ? "'\(name)'" : "\"\(name)\""
     }
 
     /// The setup as the reference activates it: a bare name at the top becomes `Stack(name)`
@@ -112,7 +113,8 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
 
     /// Checks nesting and depth as `validate_composition` and `check_composition_valid` do.
     /// - Throws: `AdapterError.illegalNesting(parent:child:)` naming both blocks, `.compositionTooDeep`,
-    ///   `.invalidSetup` for an empty block or mismatched sizes/weights.
+    ///   `.invalidSetup` for an empty block, mismatched sizes/weights, or the same child twice in a `Parallel` or
+    ///   `Fuse`.
     public func validate(level: Int = 0) throws {
         if level > 1 {
             switch self {
@@ -127,6 +129,17 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
         }
         if case let .average(c, w) = self, w.count != c.count {
             throw AdapterError.invalidSetup(text: description, reason: "Average needs one weight per child")
+        }
+        // Parallel channels and Fuse members are keyed by adapter (head outputs, fusion weights): the same
+        // child twice would silently collapse two channels into one, so it is rejected (stricter than the
+        // reference, which accepts `Parallel("a", "a")` and then returns one head output for two channels).
+        switch self {
+        case .parallel, .fuse:
+            var seen = Set<String>()
+            for child in children where !seen.insert(child.description).inserted {
+                throw AdapterError.invalidSetup(text: description, reason: "\(typeName) lists \(child.description) twice")
+            }
+        default: break
         }
         for child in children {
             if case .adapter = child { continue }
@@ -165,26 +178,29 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
     }
 }
 
-/// Recursive-descent parser for the setup notation.
+/// Recursive-descent parser for the setup notation. It walks Unicode scalars, not `Character`s: a name that
+/// starts with a combining mark (U+0300…) would otherwise fuse with the preceding quote, `(` or `,` into one
+/// grapheme and hide it from the parser, so the printed form of such a name did not read back.
+/// Positions in error messages count Unicode scalars.
 private struct SetupParser {
     let text: String
-    let chars: [Character]
+    let chars: [Unicode.Scalar]
     var index = 0
-    init(text: String) { self.text = text; chars = Array(text) }
+    init(text: String) { self.text = text; chars = Array(text.unicodeScalars) }
     var atEnd: Bool { index >= chars.count }
     var position: Int { index }
 
-    mutating func skipSpaces() { while index < chars.count, chars[index].isWhitespace { index += 1 } }
+    mutating func skipSpaces() { while index < chars.count, chars[index].properties.isWhitespace { index += 1 } }
 
     func fail(_ reason: String) -> AdapterError { .invalidSetup(text: text, reason: reason) }
 
-    mutating func expect(_ c: Character) throws {
+    mutating func expect(_ c: Unicode.Scalar) throws {
         skipSpaces()
         guard index < chars.count, chars[index] == c else { throw fail("expected '\(c)' at position \(index)") }
         index += 1
     }
 
-    mutating func peek() -> Character? { skipSpaces(); return index < chars.count ? chars[index] : nil }
+    mutating func peek() -> Unicode.Scalar? { skipSpaces(); return index < chars.count ? chars[index] : nil }
 
     /// A name: quoted string, or a run of characters other than `(),=[]` and whitespace.
     mutating func parseName() throws -> String {
@@ -192,17 +208,19 @@ private struct SetupParser {
         guard index < chars.count else { throw fail("expected a name at the end") }
         if chars[index] == "\"" || chars[index] == "'" {
             let quote = chars[index]; index += 1
-            var s = ""
+            var s = String.UnicodeScalarView()
             while index < chars.count, chars[index] != quote { s.append(chars[index]); index += 1 }
             guard index < chars.count else { throw fail("unterminated quoted name") }
             index += 1
             guard !s.isEmpty else { throw fail("empty name") }
-            return s
+            return String(s)
         }
-        var s = ""
-        while index < chars.count, !"(),=[]".contains(chars[index]), !chars[index].isWhitespace { s.append(chars[index]); index += 1 }
+        var s = String.UnicodeScalarView()
+        while index < chars.count, !"(),=[]".unicodeScalars.contains(chars[index]), !chars[index].properties.isWhitespace {
+            s.append(chars[index]); index += 1
+        }
         guard !s.isEmpty else { throw fail("expected a name at position \(index)") }
-        return s
+        return String(s)
     }
 
     mutating func parseNumberList() throws -> [Double] {
