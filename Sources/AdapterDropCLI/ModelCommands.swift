@@ -12,7 +12,11 @@ struct CLIError: Error, CustomStringConvertible {
 /// Reads `text` (and optional `text_pair`) from each non-empty line of a JSONL file.
 /// - Throws: `CLIError` naming the file and line for unreadable files, invalid JSON, or a missing `text`.
 func readJSONLTexts(_ path: String) throws -> [TokenizerInput] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+    try parseJSONLTexts(try readInputFile(path), name: path == "-" ? "<stdin>" : path)
+}
+
+/// `readJSONLTexts` on bytes already read; `path` names them in errors.
+func parseJSONLTexts(_ data: Data, name path: String) throws -> [TokenizerInput] {
     guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path): not valid UTF-8") }
     var inputs: [TokenizerInput] = []
     for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -28,11 +32,24 @@ func readJSONLTexts(_ path: String) throws -> [TokenizerInput] {
     return inputs
 }
 
+/// The bytes of an input file, or of standard input when `path` is `-`.
+/// - Throws: `CLIError` naming the path when it is missing, a folder, or unreadable.
+func readInputFile(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("\(path): no such file") }
+    guard !isDirectory.boolValue else { throw CLIError("\(path): is a folder, expected a JSONL file") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+    return data
+}
+
 /// The URL of an existing folder, or a one-line error naming the path.
 func existingFolder(_ path: String, what: String = "model folder") throws -> URL {
     var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw CLIError("\(path): \(what) not found")
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("\(path): \(what) not found") }
+    guard isDirectory.boolValue else {
+        let hint = path.hasSuffix(".json") || path.hasSuffix(".safetensors") ? " (give the folder that holds it)" : ""
+        throw CLIError("\(path): is a file, not a \(what)\(hint)")
     }
     return URL(fileURLWithPath: path)
 }
@@ -62,7 +79,7 @@ struct Embed: ParsableCommand {
     var model: String
     @Option(name: .customLong("text"), help: "A text to embed (repeatable).")
     var texts: [String] = []
-    @Option(help: "A JSONL file with one {\"text\": …} object per line.")
+    @Option(help: "A JSONL file with one {\"text\": …} object per line (- for standard input).")
     var input: String?
     @Option(help: "Pooling: mean (sentence-transformers) or cls.")
     var pooling: Pooling.Mode = .mean
@@ -114,22 +131,29 @@ struct Tokenize: ParsableCommand {
     var text: String
     @Option(help: "The second text of a pair.")
     var textPair: String?
-    @Option(help: "Maximum length in tokens, special tokens included (with --truncation).")
+    @Option(help: "Maximum length in tokens, special tokens included (default with --truncation: the model's maximum).")
     var maxLength: Int?
-    @Option(help: "longest_first | only_first | only_second")
+    @Option(help: "Shorten to --max-length, or without it to the model's maximum as embed does (longest_first|only_first|only_second).")
     var truncation: TruncationStrategy?
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be positive") }
-        if truncation != nil && maxLength == nil { throw ValidationError("--truncation needs --max-length") }
     }
 
     func run() throws {
-        let tokenizer = try PretrainedModel.loadTokenizer(at: try existingFolder(model))
+        let tokenizer: SubwordTokenizer, limit: Int?
+        if truncation != nil && maxLength == nil {
+            // The same maximum embed and predict truncate to (position table, sentence-transformers and
+            // tokenizer_config limits).
+            let pretrained = try loadPretrained(model)
+            (tokenizer, limit) = (pretrained.tokenizer, pretrained.maxLength)
+        } else {
+            (tokenizer, limit) = (try PretrainedModel.loadTokenizer(at: try existingFolder(model)), maxLength)
+        }
         let input: TokenizerInput = textPair.map { .pair(text, $0) } ?? .single(text)
         let batch = try tokenizer.encode(batch: [input], options: EncodingOptions(
-            truncation: truncation ?? (maxLength == nil ? nil : .longestFirst), maxLength: maxLength))
+            truncation: truncation ?? (limit == nil ? nil : .longestFirst), maxLength: limit))
         let e = batch.encodings[0]
         struct Output: Encodable {
             let input_ids: [Int], token_type_ids: [Int], attention_mask: [Int], tokens: [String]

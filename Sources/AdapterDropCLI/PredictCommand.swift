@@ -26,7 +26,7 @@ struct Predict: ParsableCommand {
     var skipLayers: String?
     @Option(name: .customLong("text"), help: "A text (repeatable; needs the model's tokenizer).")
     var texts: [String] = []
-    @Option(help: "A JSONL file with one {\"text\": …[, \"text_pair\": …]} object per line.")
+    @Option(help: "A JSONL file with one {\"text\": …[, \"text_pair\": …]} object per line (- for standard input).")
     var input: String?
     @Option(help: "Token ids as JSON: [[…], …] (ragged rows are padded) or […].")
     var inputIds: String?

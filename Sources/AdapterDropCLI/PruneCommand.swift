@@ -16,7 +16,7 @@ struct Prune: ParsableCommand {
     var adapters: [String] = []
     @Option(help: "The AdapterHub fusion folder to prune.")
     var fusion: String
-    @Option(help: "JSONL: one {\"text\"[, \"text_pair\"]} or {\"input_ids\"[, \"attention_mask\", \"token_type_ids\"]} per line.")
+    @Option(help: "JSONL (- for standard input): one {\"text\"[, \"text_pair\"]} or {\"input_ids\"[, \"attention_mask\", \"token_type_ids\"]} per line.")
     var data: String
     @Option(help: "How many adapters to keep (1 … N).")
     var keep: Int
@@ -33,10 +33,9 @@ struct Prune: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
     }
 
-    /// Reads JSONL lines with token ids (`input_ids`, optional `attention_mask`, `token_type_ids`); nil if the
+    /// Parses JSONL lines (`data`, named `path` in errors) with token ids (`input_ids`, optional `attention_mask`, `token_type_ids`); nil if the
     /// file's first line has no `input_ids` (then it is read as texts).
-    static func readIdLines(_ path: String) throws -> [(ids: [Int], mask: [Int]?, types: [Int]?)]? {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+    static func readIdLines(_ data: Data, name path: String) throws -> [(ids: [Int], mask: [Int]?, types: [Int]?)]? {
         var rows: [(ids: [Int], mask: [Int]?, types: [Int]?)] = []
         for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
             let t = line.trimmingCharacters(in: .whitespaces)
@@ -62,7 +61,8 @@ struct Prune: ParsableCommand {
         var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
         let fusionName = try adapterModel.loadFusion(from: try existingFolder(fusion, what: "fusion folder"))
         var batches: [EncoderInput] = []
-        if let rows = try Self.readIdLines(data) {
+        let bytes = try readInputFile(data), name = data == "-" ? "<stdin>" : data
+        if let rows = try Self.readIdLines(bytes, name: name) {
             let pad = adapterModel.encoder.config.padTokenId ?? 0
             for start in stride(from: 0, to: rows.count, by: batchSize) {
                 let chunk = rows[start..<min(start + batchSize, rows.count)]
@@ -75,7 +75,7 @@ struct Prune: ParsableCommand {
             }
         } else {
             let pretrained = try loadPretrained(model)
-            let texts = try readJSONLTexts(data)
+            let texts = try parseJSONLTexts(bytes, name: name)
             for start in stride(from: 0, to: texts.count, by: batchSize) {
                 batches.append(try pretrained.tokenize(Array(texts[start..<min(start + batchSize, texts.count)]), truncation: .longestFirst).1)
             }

@@ -119,3 +119,33 @@ struct ReliabilityFuzzRegressionTests {
         #expect(try AdapterComposition.parse(c.description) == c, "\(text) printed as \(c.description)")
     }
 }
+
+/// Regression for a fuzzing find (`Fuzz/crashers/composition/combining-mark-name`): a name starting with a
+/// combining mark fused with the quote (or `(`, `,`) before it into one `Character`, so its printed form did not
+/// parse back. The parser now walks Unicode scalars.
+@Test func compositionNamesStartingWithACombiningMarkRoundTrip() throws {
+    for name in ["\u{31D}a", "\u{301}", "\u{31D}\"x", "\u{300}(", "a\u{301} b"] {
+        for c in [AdapterComposition.adapter(name), .stack([.adapter(name), .adapter("b")]),
+                  .fuse([.adapter("b"), .adapter(name)], name: name)] {
+            #expect(try AdapterComposition.parse(c.description) == c, "\(c.unicodeDebug) printed as \(c.description.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+    }
+    let text = String(decoding: try Data(contentsOf: fuzzInputs("composition").first { $0.lastPathComponent == "combining-mark-name" }!), as: UTF8.self)
+    let c = try #require(try AdapterComposition.parse(text))
+    #expect(try AdapterComposition.parse(c.description) == c)
+}
+
+/// `Parallel(a,a)` and `Fuse(a,a)` would collapse two channels into one; they are rejected with the reason.
+/// `Stack(a,a)` (the same adapter applied twice) stays valid.
+@Test func duplicateChildrenInParallelAndFuseAreRejected() throws {
+    for text in ["Parallel(a,a)", "Fuse(a,b,a)", "Parallel(Stack(a,b),Stack(a,b))", "Stack(Fuse(c,c),d)"] {
+        let error = #expect(throws: AdapterError.self) { try AdapterComposition.parse(text) }
+        #expect("\(error!)".contains("twice"), "\(text): \(error!)")
+    }
+    #expect(try AdapterComposition.parse("Stack(a,a)") == .stack([.adapter("a"), .adapter("a")]))
+    #expect(try AdapterComposition.parse("Parallel(Stack(a,b),Stack(a,c))") != nil)
+}
+
+private extension AdapterComposition {
+    var unicodeDebug: String { description.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ") }
+}

@@ -3,6 +3,7 @@
 // model_adapter_fusion.safetensors. Key names as the reference writes them.
 import AdapterCore
 import Foundation
+import Logging
 
 /// File names and key conventions of AdapterHub artefacts.
 public enum AdapterFiles {
@@ -67,6 +68,35 @@ public enum AdapterFiles {
         ["config": config, "hidden_size": .int(model.hiddenSize), "model_class": .string(model.modelClass),
          "model_name": .string(model.modelName), "model_type": .string(model.modelType), "name": .string(name),
          "version": .string(version)]
+    }
+
+    /// The model family a config file was saved for: its `model_type` (lowercased), else the `model_class`
+    /// prefix (`RobertaAdapterModel`, `RobertaModelWithHeads`, `RobertaForSequenceClassification` → "roberta");
+    /// nil when neither is present.
+    static func savedModelFamily(_ o: [String: AdapterJSON]) -> String? {
+        if let t = o["model_type"]?.stringValue, !t.isEmpty { return t.lowercased().replacingOccurrences(of: "-", with: "") }
+        guard let c = o["model_class"]?.stringValue else { return nil }
+        for marker in ["AdapterModel", "ModelWithHeads", "For", "Model"] {
+            if let r = c.range(of: marker), r.lowerBound > c.startIndex { return c[..<r.lowerBound].lowercased() }
+        }
+        return nil
+    }
+
+    static let logger = Logger(label: "AdapterDrop.Adapters")
+
+    /// Compares the model family a config was saved for with the model's. A mismatch (a RoBERTa adapter on a
+    /// BERT model) is an error when `strict` (heads: adapters 1.3.0 `PredictionHeadLoader` raises
+    /// "Model class … of found prediction head does not match current model class"), otherwise a warning on the
+    /// `AdapterDrop.Adapters` logger (adapters and fusions: the reference loads them without any check; with the
+    /// same hidden size the weights fit, but were trained on another encoder's representations).
+    /// - Throws: `AdapterError.invalidValue` for `model_class` / `model_type` when `strict`.
+    static func checkModelFamily(_ o: [String: AdapterJSON], url: URL, model: ModelDescription, strict: Bool) throws {
+        guard let saved = savedModelFamily(o), saved != model.modelType.lowercased() else { return }
+        let key = o["model_type"]?.stringValue != nil ? "model_type" : "model_class"
+        let savedText = o["model_class"]?.stringValue.map { "\(saved) (\($0))" } ?? saved
+        let message = "saved for a \(savedText) model, but the model is \(model.modelType) (\(model.modelClass))"
+        if strict { throw AdapterError.invalidValue(file: url.path, key: key, reason: message) }
+        logger.warning("\(url.path): \(message); loading it anyway, as adapters 1.3.0 does")
     }
 
     /// Reads a config file and checks `hidden_size` against the model.
@@ -140,6 +170,7 @@ extension BottleneckAdapter {
         recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.adapterConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
+        try AdapterFiles.checkModelFamily(envelope, url: configURL, model: model, strict: false)
         let legacy = envelope["version"] == nil
         var config: BottleneckConfig
         switch envelope["config"]! {
@@ -230,6 +261,7 @@ extension PredictionHead {
         recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.headConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
+        try AdapterFiles.checkModelFamily(envelope, url: configURL, model: model, strict: true)
         let config = try PredictionHeadConfig(json: envelope["config"]!, file: configURL.path)
         guard let storedName = envelope["name"]?.stringValue else { throw AdapterError.missingKey(file: configURL.path, key: "name") }
         let url = try AdapterFiles.weightsURL(folder, AdapterFiles.headWeights, pickle: AdapterFiles.headWeightsPickle)
@@ -284,6 +316,7 @@ extension AdapterFusion {
         recoverInterruptedFolderSave(folder)
         let configURL = folder.appendingPathComponent(AdapterFiles.fusionConfig)
         let envelope = try AdapterFiles.readEnvelope(configURL, model: model)
+        try AdapterFiles.checkModelFamily(envelope, url: configURL, model: model, strict: false)
         let config = try AdapterFusionConfig(json: envelope["config"]!, file: configURL.path)
         guard case let .array(namesJSON)? = envelope["adapter_names"] else {
             throw AdapterError.missingKey(file: configURL.path, key: "adapter_names")

@@ -278,8 +278,27 @@ public struct BertConfig: Codable, Equatable, Sendable {
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw ModelConfigError.invalidValue(file: file, key: key, reason: context.debugDescription)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let path = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            throw ModelConfigError.missingKey(file: file, key: path)
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ModelConfigError.invalidValue(file: file, key: key, reason: context.debugDescription)
         } catch {
-            throw ModelConfigError.invalidJSON(file: file, reason: "\(error)")
+            throw ModelConfigError.invalidJSON(file: file, reason: Self.syntaxErrorReason(data))
+        }
+    }
+
+    /// Why `data` is not a JSON document, in one line without Foundation's error wrapping: "the file is
+    /// empty", or the parser's message with its position ("Unexpected character ',' around line 1, column 45.").
+    static func syntaxErrorReason(_ data: Data) -> String {
+        if data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) { return "the file is empty" }
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return "not a JSON object"
+        } catch let error as NSError {
+            let detail = (error.userInfo[NSDebugDescriptionErrorKey] as? String) ?? error.localizedDescription
+            return detail.replacingOccurrences(of: "\n", with: " ")
         }
     }
 

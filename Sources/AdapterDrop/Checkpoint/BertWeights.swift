@@ -46,13 +46,22 @@ public enum WeightLoadingError: Error, Equatable, Sendable, CustomStringConverti
     /// `problems` lists every missing, mis-shaped, non-float, ambiguous or non-finite weight of `source`.
     case invalidWeights(source: String, problems: [WeightProblem])
 
-    /// A header line plus one indented line per problem.
+    /// How many problems `description` lists before "… and N more" (a config for another model size makes
+    /// every one of ~100 tensors mismatch; the first few tell the story).
+    public static let listedProblems = 8
+
+    /// A header line plus one indented line for each of the first `listedProblems` problems and, if there are
+    /// more, a last line "… and N more" (`problems` holds them all). When every problem is a shape mismatch,
+    /// the header says so: the config most likely describes another model size.
     public var description: String {
         switch self {
         case let .invalidWeights(source, problems):
-            let lines = problems.map { "  " + $0.description }.joined(separator: "\n")
+            var lines = problems.prefix(Self.listedProblems).map { "  " + $0.description }
+            if problems.count > Self.listedProblems { lines.append("  … and \(problems.count - Self.listedProblems) more") }
+            let allShapes = problems.count > 1 && problems.allSatisfy { if case .shapeMismatch = $0.kind { true } else { false } }
+            let hint = allShapes ? " (every problem is a shape mismatch: does config.json describe another model size?)" : ""
             return "\(source): \(problems.count) weight problem\(problems.count == 1 ? "" : "s") "
-                + "for the BERT encoder described by config.json:\n\(lines)"
+                + "for the BERT encoder described by config.json\(hint):\n\(lines.joined(separator: "\n"))"
         }
     }
 }

@@ -14,7 +14,8 @@ public enum PredictionError: Error, Equatable, Sendable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case let .missingFolder(path, what): return "\(path): \(what) not found"
+        case let .missingFolder(path, what):
+            return FileManager.default.fileExists(atPath: path) ? "\(path): is a file, not a \(what)" : "\(path): \(what) not found"
         case let .skipLayerOutOfRange(layer, layers): return "skip layer \(layer) is out of range: the model has layers 0...\(layers - 1)"
         case let .noHead(setup): return "the setup \(setup) activates no prediction head; name one with --head"
         }
