@@ -60,6 +60,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let setupValue = try AdapterComposition.parse(setup)
+        try setupValue?.checkDistinctChildren()  // Parallel(a,a) would give one head output for two channels
         let skip = try skipLayers.map(Self.parseSkipLayers) ?? []
         let adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters, fusionFolders: fusions,
                                                     headFolders: headFolders)

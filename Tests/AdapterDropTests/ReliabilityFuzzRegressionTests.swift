@@ -135,15 +135,17 @@ struct ReliabilityFuzzRegressionTests {
     #expect(try AdapterComposition.parse(c.description) == c)
 }
 
-/// `Parallel(a,a)` and `Fuse(a,a)` would collapse two channels into one; they are rejected with the reason.
-/// `Stack(a,a)` (the same adapter applied twice) stays valid.
+/// `Parallel(a,a)` and `Fuse(a,a)` would collapse two channels into one; `checkDistinctChildren` (called by
+/// `adapterdrop predict`) rejects them with the reason. `Stack(a,a)` (the same adapter applied twice) passes.
 @Test func duplicateChildrenInParallelAndFuseAreRejected() throws {
     for text in ["Parallel(a,a)", "Fuse(a,b,a)", "Parallel(Stack(a,b),Stack(a,b))", "Stack(Fuse(c,c),d)"] {
-        let error = #expect(throws: AdapterError.self) { try AdapterComposition.parse(text) }
+        let setup = try #require(try AdapterComposition.parse(text))
+        let error = #expect(throws: AdapterError.self) { try setup.checkDistinctChildren() }
         #expect("\(error!)".contains("twice"), "\(text): \(error!)")
     }
-    #expect(try AdapterComposition.parse("Stack(a,a)") == .stack([.adapter("a"), .adapter("a")]))
-    #expect(try AdapterComposition.parse("Parallel(Stack(a,b),Stack(a,c))") != nil)
+    for text in ["Stack(a,a)", "Parallel(Stack(a,b),Stack(a,c))", "BatchSplit(a,a,batch_sizes=[1,1])"] {
+        try #require(try AdapterComposition.parse(text)).checkDistinctChildren()
+    }
 }
 
 private extension AdapterComposition {

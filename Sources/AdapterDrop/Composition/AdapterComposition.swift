@@ -113,8 +113,7 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
 
     /// Checks nesting and depth as `validate_composition` and `check_composition_valid` do.
     /// - Throws: `AdapterError.illegalNesting(parent:child:)` naming both blocks, `.compositionTooDeep`,
-    ///   `.invalidSetup` for an empty block, mismatched sizes/weights, or the same child twice in a `Parallel` or
-    ///   `Fuse`.
+    ///   `.invalidSetup` for an empty block or mismatched sizes/weights.
     public func validate(level: Int = 0) throws {
         if level > 1 {
             switch self {
@@ -129,17 +128,6 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
         }
         if case let .average(c, w) = self, w.count != c.count {
             throw AdapterError.invalidSetup(text: description, reason: "Average needs one weight per child")
-        }
-        // Parallel channels and Fuse members are keyed by adapter (head outputs, fusion weights): the same
-        // child twice would silently collapse two channels into one, so it is rejected (stricter than the
-        // reference, which accepts `Parallel("a", "a")` and then returns one head output for two channels).
-        switch self {
-        case .parallel, .fuse:
-            var seen = Set<String>()
-            for child in children where !seen.insert(child.description).inserted {
-                throw AdapterError.invalidSetup(text: description, reason: "\(typeName) lists \(child.description) twice")
-            }
-        default: break
         }
         for child in children {
             if case .adapter = child { continue }
@@ -156,6 +144,25 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
             if case .stack = self, level >= 1 { throw AdapterError.compositionTooDeep(block: child.typeName, level: level + 1) }
             try child.validate(level: level + 1)
         }
+    }
+
+    /// Throws if a `Parallel` or `Fuse` anywhere in the setup lists the same child twice (`Parallel(a,a)`).
+    ///
+    /// Parallel channels and Fuse members are keyed by adapter (head outputs, fusion weights), so the same child
+    /// twice silently collapses two channels into one. The reference accepts it and so do `parse` and `validate`
+    /// (the multi-task plan tests replicate one adapter on purpose); user-facing entry points (`adapterdrop
+    /// predict`) call this to reject it.
+    /// - Throws: `AdapterError.invalidSetup` naming the block and the repeated child.
+    public func checkDistinctChildren() throws {
+        switch self {
+        case .parallel, .fuse:
+            var seen = Set<String>()
+            for child in children where !seen.insert(child.description).inserted {
+                throw AdapterError.invalidSetup(text: description, reason: "\(typeName) lists \(child.description) twice")
+            }
+        default: break
+        }
+        for child in children { try child.checkDistinctChildren() }
     }
 
     // MARK: - Parsing
