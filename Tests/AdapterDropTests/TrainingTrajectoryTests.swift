@@ -109,11 +109,27 @@ import Testing
         print("training trajectory \(setup) first-batch gradients (\(expectedNames.count) tensors): max abs \(worstAbs)")
     }
 
-    /// seq_bn and double_seq_bn through `AdapterTrainer.train` (the library's stepping loop).
-    @Test(arguments: [("seq_bn", "s"), ("double_seq_bn", "d")])
-    func adapterTrajectoryMatchesPyTorch(_ c: (String, String)) throws {
-        let (setup, name) = c
+    /// The setup's module and head from the fixture folders.
+    func setupModule(_ setup: String) throws -> (encoder: BertEncoder, module: any TrainerModule, head: PredictionHead) {
+        if setup == "fusion" {
+            var model = try adapterFixtureModel("trajectory", adapters: ["f1", "f2"])
+            try model.loadFusion(from: fixtureURL("adapters/trajectory/fusion"))
+            try model.loadHead(from: fixtureURL("adapters/trajectory/fusion_head"))
+            let fusion = try AdapterFusionTrainingModule(try #require(model.fusions["f1,f2"]), adapters: model.adapters)
+            return (model.encoder, fusion, try #require(model.heads["fusion"]))
+        }
+        let name = setup == "seq_bn" ? "s" : "d"
         let model = try adapterFixtureModel("trajectory", adapters: [name])
+        return (model.encoder, BottleneckAdapterTrainingModule(try #require(model.adapters[name])), try #require(model.heads[name]))
+    }
+
+    /// The three setups through `AdapterTrainer.train` (the library's stepping loop: schedule, clipping, AdamW
+    /// without decay on biases and, for the fusion, the regulariser at the reference's timing): the loss of
+    /// every step within 1e-5 rel, the gradient norms before clipping within 1e-4 rel + 1e-6 abs, and the
+    /// final parameters (`expectFinalParameters`).
+    @Test(arguments: ["seq_bn", "double_seq_bn", "fusion"])
+    func trajectoryThroughTheTrainerMatchesPyTorch(_ setup: String) throws {
+        let (encoder, module, head) = try setupModule(setup)
         let (file, input) = try adapterFixture("trajectory")
         let labels = try file.integers("labels").map(Float.init)
         var options = AdapterTrainingOptions()
@@ -124,67 +140,52 @@ import Testing
         options.weightDecay = Self.weightDecay
         options.maxGradientNorm = Self.maxNorm
         options.useDropout = false
-        let trainer = try AdapterTrainer(encoder: model.encoder, adapter: try #require(model.adapters[name]),
-                                     head: try #require(model.heads[name]), options: options, encode: rowEncoder(input))
+        let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options,
+                                         encode: rowEncoder(input))
         let result = try trainer.train(on: rowDataset(labels), context: ComputeContext(threads: 1))
         try expectTrajectory(result.losses, file, setup)
         let norms = expectClose(result.gradientNorms, try file.floats("\(setup).grad_norm"), atol: 1e-6, rtol: 1e-4,
                                 "\(setup) gradient norms")
         print("training trajectory \(setup) gradient norms: \(norms)")
-        var final: [String: Tensor] = [:]
-        let trained = BottleneckAdapterTrainingModule(result.adapter)
-        for (k, v) in trained.parameters { final[k] = v }
+        var final = result.parameters
         for (k, v) in PredictionHeadTrainingModule(result.head).parameters { final[k] = v }
         try expectFinalParameters(final, file, setup)
     }
 
-    /// The dynamic fusion over frozen f1, f2 with head "fusion", stepped the way the reference's AdapterTrainer
-    /// does: the regulariser's gradient (taken after step t's update) joins step t+1's gradients before
-    /// clipping (`AdapterTrainerCallback.on_step_end`), and is not in the recorded loss. Also checks that the
-    /// fixture distinguishes this from adding the regulariser in the same step (the test could not catch a
-    /// wrong timing otherwise).
-    @Test func fusionTrajectoryMatchesPyTorch() throws {
-        var model = try adapterFixtureModel("trajectory", adapters: ["f1", "f2"])
-        try model.loadFusion(from: fixtureURL("adapters/trajectory/fusion"))
-        try model.loadHead(from: fixtureURL("adapters/trajectory/fusion_head"))
+    /// The fixture tells the regulariser's timing apart: stepping the fusion with the regulariser's gradient
+    /// added in the *same* step (after backward — a plausible but wrong reading of the reference) moves the
+    /// losses by far more than the 1e-5 tolerance, so the trainer test above would catch that mistake. The
+    /// loop here uses the library's pieces (schedule, `clipGradientNorm`, `AdamW`) in the trainer's order.
+    @Test func fusionRegulariserTimingIsVisibleInTheFixture() throws {
+        let (encoder, module, headValue) = try setupModule("fusion")
+        let fusion = try #require(module as? AdapterFusionTrainingModule)
+        let head = PredictionHeadTrainingModule(headValue)
         let (file, input) = try adapterFixture("trajectory")
         let labels = try file.integers("labels").map(Float.init)
-        func run(lagged: Bool) throws -> [Float] {
-            let fusion = try AdapterFusionTrainingModule(try #require(model.fusions["f1,f2"]), adapters: model.adapters)
-            let head = PredictionHeadTrainingModule(try #require(model.heads["fusion"]))
-            var stepper = ReferenceOptimizerStepper(
-                schedule: LinearWarmupSchedule(baseLearningRate: Self.learningRate, warmupSteps: Self.warmup,
-                                               totalSteps: Self.steps),
-                weightDecay: Self.weightDecay, maxGradientNorm: Self.maxNorm)
-            let context = ComputeContext(threads: 1)
-            var losses: [Float] = []
-            for step in 0..<Self.steps {
-                if lagged && step > 0 { fusion.addRegularizationGradients(context: context) }
-                var rng = SeededRNG(seed: 0, stream: UInt64(step))
-                let r = try sublayerTrainingStep(encoder: model.encoder, input: input, module: fusion, head: head,
-                                                 labels: labels, rng: &rng, context: context)
-                if !lagged { fusion.addRegularizationGradients(context: context) }
-                var grads = fusion.takeGradients()
-                for (k, v) in head.takeGradients() { grads[k] = v }
-                var params = fusion.parameters
-                for (k, v) in head.parameters { params[k] = v }
-                stepper.step(parameters: &params, gradients: &grads, context: context)
-                for k in fusion.parameters.keys { fusion.parameters[k] = params[k] }
-                for k in head.parameters.keys { head.parameters[k] = params[k] }
-                losses.append(r.loss)
-            }
-            finalParameters = fusion.parameters
-            for (k, v) in head.parameters { finalParameters[k] = v }
-            return losses
+        let schedule = LinearWarmupSchedule(baseLearningRate: Self.learningRate, warmupSteps: Self.warmup, totalSteps: Self.steps)
+        let names = Array(fusion.parameters.keys) + Array(head.parameters.keys)
+        var adam = AdamW(weightDecay: Self.weightDecay,
+                         weightDecayOverrides: names.filter { $0.hasSuffix(".bias") }.reduce(into: [:]) { $0[$1] = 0 })
+        let context = ComputeContext(threads: 1)
+        var losses: [Float] = []
+        for step in 0..<Self.steps {
+            var rng = SeededRNG(seed: 0)
+            let r = try sublayerTrainingStep(encoder: encoder, input: input, module: fusion, head: head, labels: labels,
+                                             rng: &rng, context: context)
+            fusion.addRegularizationGradients(context: context)  // same step: not the reference's timing
+            var grads = fusion.takeGradients()
+            for (k, v) in head.takeGradients() { grads[k] = v }
+            clipGradientNorm(&grads, maxNorm: Self.maxNorm, context: context)
+            var params = fusion.parameters
+            for (k, v) in head.parameters { params[k] = v }
+            adam.step(parameters: &params, gradients: grads, learningRate: schedule.learningRate(atStep: step))
+            fusion.setTrainableParameters(params)
+            for k in head.parameters.keys { head.parameters[k] = params[k] }
+            losses.append(r.loss)
         }
-        var finalParameters: [String: Tensor] = [:]
-        let losses = try run(lagged: true)
-        try expectFinalParameters(finalParameters, file, "fusion")
-        try expectTrajectory(losses, file, "fusion")
-        let sameStep = try run(lagged: false)
         let expected = try file.floats("fusion.losses")
-        let worst = zip(sameStep, expected).map { abs(Double($0) - Double($1)) / abs(Double($1)) }.max()!
+        let worst = zip(losses, expected).map { abs(Double($0) - Double($1)) / abs(Double($1)) }.max()!
         print("training trajectory fusion with the regulariser in the same step: max rel \(worst)")
-        #expect(worst > 1e-5, "the fixture does not distinguish the regulariser's timing")
+        #expect(worst > 1e-3, "the fixture does not distinguish the regulariser's timing")
     }
 }
