@@ -484,6 +484,20 @@ public final class AdapterTrainer {
         guard droppedLayers >= 0 && droppedLayers <= L else {
             throw TrainingError.invalidDroppedLayers(droppedLayers: droppedLayers, numberOfLayers: L)
         }
+        return try evaluate(on: dataset, targets: targets, skipLayers: Set(AdapterDropPolicy.skippedLayers(dropping: droppedLayers)),
+                            head: index, batchSize: batchSize, context: context)
+    }
+
+    /// Metrics of head `head` on `dataset` with the modules of the layers in `skipLayers` removed (any set, as
+    /// AdapterHub's `skip_layers`), no dropout.
+    /// - Throws: `TrainingError.invalidDroppedLayers` for a layer outside `0..<numHiddenLayers` (named in the
+    ///   error), otherwise as `evaluate(on:targets:droppedLayers:…)`.
+    public func evaluate(on dataset: TextClassificationDataset, targets: TrainingTargets? = nil, skipLayers: Set<Int>,
+                         head index: Int = 0, batchSize: Int = 32, context: ComputeContext) throws -> EvaluationMetrics {
+        let L = encoder.config.numHiddenLayers
+        if let bad = skipLayers.sorted().first(where: { $0 < 0 || $0 >= L }) {
+            throw TrainingError.invalidDroppedLayers(droppedLayers: bad, numberOfLayers: L)
+        }
         guard batchSize >= 1 else { throw TrainingError.invalidOption(key: "batch_size", value: "\(batchSize)", reason: "must be ≥ 1") }
         guard index >= 0 && index < headModules.count else {
             throw TrainingError.headCountMismatch(heads: index + 1, branches: headModules.count)
@@ -492,7 +506,7 @@ public final class AdapterTrainer {
         let gold = try targets ?? defaultTargets(dataset, head: index)
         try gold.validate(head: head.name, kind: kind, numLabels: classes, count: dataset.count)
         let saved = module.skipLayers
-        module.skipLayers = Set(AdapterDropPolicy.skippedLayers(dropping: droppedLayers))
+        module.skipLayers = skipLayers
         module.selectBranch(index)
         defer { module.skipLayers = saved; resetBranches() }
         var classPredictions: [Int] = [], values: [Float] = [], labelSets: [[Bool]] = []

@@ -192,8 +192,9 @@ public enum TrainerCheckpoint {
     /// old or the complete new folder under `folder`. Where the exchange is unavailable (other systems, old
     /// kernels) the old folder is first renamed to `.{name}.old-{pid}` (a crash between the two renames leaves
     /// the old checkpoint there, complete). Leftover temporary folders are removed on the next save.
+    /// Used for checkpoints and for the CLI's `--out` folders (nothing half-written there).
     /// - Throws: `TrainingError.checkpointWriteFailed`, or what `write` throws; `folder` is then unchanged.
-    static func writeFolderAtomically(_ folder: URL, write: (URL) throws -> Void) throws {
+    public static func writeFolderAtomically(_ folder: URL, write: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent(), name = folder.lastPathComponent
         func fail(_ reason: String) -> TrainingError { .checkpointWriteFailed(path: folder.path, reason: reason) }

@@ -1,0 +1,428 @@
+import AdapterCore
+import AdapterDrop
+import ArgumentParser
+import Foundation
+
+/// Options shared by `train` and `fuse`: the run's hyper-parameters, AdapterDrop, checkpoints, output.
+struct TrainingRunOptions: ParsableArguments {
+    @Option(help: "AdapterDrop, specialized: drop the adapters of the lowest n layers in training (and evaluate with n).")
+    var drop: Int?
+    @Option(name: .customLong("robust-drop"), help: "AdapterDrop, robust: draw n per batch from LO...HI (inclusive), e.g. 0...11.")
+    var robustDrop: String?
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 3
+    @Option(name: .customLong("batch-size"), help: "Examples per optimizer step.")
+    var batchSize: Int = 16
+    @Option(help: "Peak learning rate (AdamW, linear warm-up and decay).")
+    var lr: Double = 1e-4
+    @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps.")
+    var warmupSteps: Int = 0
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay on weights (biases: 0).")
+    var weightDecay: Double = 0.01
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this (0: no clipping).")
+    var maxGradNorm: Double = 1.0
+    @Option(help: "Seed of initialisation, batch order, AdapterDrop draws and dropout.")
+    var seed: UInt64 = 0
+    @Option(name: .customLong("max-length"), help: "Truncate inputs to this many tokens (longest first).")
+    var maxLength: Int = 128
+    @Flag(name: .customLong("no-dropout"), help: "Train without the encoder's dropout.")
+    var noDropout = false
+    @Flag(name: .customLong("skip-nonfinite"), help: "Skip steps whose loss or gradient is NaN/Inf (counted) instead of stopping.")
+    var skipNonFinite = false
+    @Option(help: "Checkpoint folder, replaced atomically every --checkpoint-every steps and at the end.")
+    var checkpoint: String?
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.")
+    var checkpointEvery: Int?
+    @Option(help: "Resume from this checkpoint folder (same options and data).")
+    var resume: String?
+    @Option(help: "Output folder (must not exist or be empty unless --overwrite); written atomically at the end.")
+    var out: String
+    @Flag(help: "Replace a non-empty --out folder.")
+    var overwrite = false
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print the dev metrics as JSON.")
+    var json = false
+
+    func validate() throws {
+        if drop != nil && robustDrop != nil { throw ValidationError("give at most one of --drop and --robust-drop") }
+        if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
+        if let robustDrop { _ = try Self.parseRange(robustDrop) }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard lr.isFinite && lr >= 0 else { throw ValidationError("--lr must be finite and ≥ 0, got \(lr)") }
+        guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be ≥ 0, got \(warmupSteps)") }
+        guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+        if checkpointEvery != nil && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint DIR") }
+    }
+
+    /// `LO...HI` (or `LO..HI`, `LO-HI`) → `LO...HI`.
+    static func parseRange(_ text: String) throws -> ClosedRange<Int> {
+        for separator in ["...", "..", "-"] {
+            let parts = text.components(separatedBy: separator)
+            if parts.count == 2, let lo = Int(parts[0].trimmingCharacters(in: .whitespaces)),
+               let hi = Int(parts[1].trimmingCharacters(in: .whitespaces)) {
+                guard lo >= 0 && lo <= hi else { throw ValidationError("--robust-drop \(text): need 0 ≤ LO ≤ HI") }
+                return lo...hi
+            }
+        }
+        throw ValidationError("--robust-drop \(text): expected LO...HI, e.g. 0...11")
+    }
+
+    var policy: AdapterDropPolicy {
+        if let drop { return .specialized(droppedLayers: drop) }
+        if let robustDrop, let range = try? Self.parseRange(robustDrop) { return .robust(droppedLayers: range) }
+        return .none
+    }
+
+    /// The n to evaluate with: the specialized n, else 0.
+    var evaluationDrop: Int { drop ?? 0 }
+
+    var trainingOptions: AdapterTrainingOptions {
+        var o = AdapterTrainingOptions()
+        o.batchSize = batchSize
+        o.epochs = epochs
+        o.learningRate = lr
+        o.warmupSteps = warmupSteps
+        o.weightDecay = weightDecay
+        o.maxGradientNorm = maxGradNorm > 0 ? maxGradNorm : nil
+        o.policy = policy
+        o.seed = seed
+        o.useDropout = !noDropout
+        o.nonFinite = skipNonFinite ? .skipStep : .stop
+        o.checkpointFolder = checkpoint.map { URL(fileURLWithPath: $0) }
+        o.checkpointEvery = checkpointEvery
+        return o
+    }
+
+    /// Refuses an existing non-empty `--out` (before any work is done) unless `--overwrite`.
+    func checkOutputFolder() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else { throw CLIError("--out \(out): exists and is not a folder") }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        if !entries.isEmpty && !overwrite { throw CLIError("--out \(out): folder is not empty (pass --overwrite to replace it)") }
+    }
+}
+
+/// Labels from `--labels a,b,c`.
+func parseLabelList(_ text: String?) throws -> [String]? {
+    guard let text else { return nil }
+    let labels = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    if let empty = labels.firstIndex(of: "") { throw CLIError("--labels: label \(empty + 1) is empty") }
+    guard labels.count >= 2 else { throw CLIError("--labels: need at least 2 labels, got \(labels.count)") }
+    return labels
+}
+
+/// Checks an adapter/head/fusion name given on the command line (it becomes part of tensor keys and file names).
+func checkName(_ name: String, option: String) throws {
+    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_-."))
+    guard !name.isEmpty, name.unicodeScalars.allSatisfy(allowed.contains) else {
+        throw CLIError("\(option) \"\(name)\": use letters, digits, _ - . only")
+    }
+}
+
+/// The `"name"` of an adapter folder's `adapter_config.json`.
+func adapterName(inFolder folder: String) throws -> String {
+    let path = URL(fileURLWithPath: folder).appendingPathComponent("adapter_config.json").path
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+    guard let name = try AdapterJSON.parse(data, file: path).objectValue?["name"]?.stringValue else {
+        throw CLIError("\(path): missing key \"name\"")
+    }
+    return name
+}
+
+/// A batch encoder: tokenize (text or text pair), truncate longest-first to `maxLength`, pad to the longest.
+func trainingBatchEncoder(_ tokenizer: SubwordTokenizer, maxLength: Int) -> AdapterTrainer.BatchEncoder {
+    { batch in
+        let inputs: [TokenizerInput] = batch.map { e in e.textPair.map { .pair(e.text, $0) } ?? .single(e.text) }
+        let encoding = try tokenizer.encode(batch: inputs, options: EncodingOptions(truncation: .longestFirst, maxLength: maxLength,
+                                                                                   padding: .longest))
+        return try EncoderInput(ids: encoding.inputIDs, tokenTypeIds: encoding.tokenTypeIDs, padTokenId: tokenizer.padTokenID)
+    }
+}
+
+/// A classification head whose `label2id` holds the dataset's label names.
+func classificationHead(name: String, labels: [String], hiddenSize: Int, seed: UInt64) -> PredictionHead {
+    var config = PredictionHeadConfig.classification(numLabels: labels.count)
+    config.label2id = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
+    return PredictionHead(name: name, config: config, hiddenSize: hiddenSize, seed: seed)
+}
+
+/// What `train`/`fuse` write as `training_result.json` beside the weights, and print with `--json`.
+struct TrainingReport: Encodable {
+    var task: String
+    var steps: Int
+    var skippedSteps: [Int]
+    var losses: [Float]
+    var droppedLayers: [Int]
+    var evaluationDroppedLayers: Int
+    var dev: [String: Double?]
+
+    enum CodingKeys: String, CodingKey {
+        case task, steps, losses, dev
+        case skippedSteps = "skipped_steps", droppedLayers = "dropped_layers", evaluationDroppedLayers = "evaluation_dropped_layers"
+    }
+
+    init(task: String, result: AdapterTrainingResult, n: Int, metrics: EvaluationMetrics) {
+        self.task = task
+        steps = result.steps
+        skippedSteps = result.skippedSteps
+        losses = result.losses.map { $0.isFinite ? $0 : .nan }
+        droppedLayers = result.droppedLayers
+        evaluationDroppedLayers = n
+        dev = Dictionary(uniqueKeysWithValues: metrics.namedValues.map { ($0.0, $0.1.isFinite ? $0.1 : nil) })
+    }
+
+    func encoded(pretty: Bool) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+}
+
+/// Prints dev metrics as text or JSON.
+func printDevMetrics(_ report: TrainingReport, _ metrics: EvaluationMetrics, json: Bool, label: String) throws {
+    if json {  // compact: the histories stay in training_result.json
+        var short = report
+        short.losses = []
+        short.droppedLayers = []
+        print(String(decoding: try short.encoded(pretty: false), as: UTF8.self))
+    } else {
+        print("\(label) (\(metrics.count) examples, n = \(report.evaluationDroppedLayers)): \(metrics.summary)")
+    }
+}
+
+/// `adapterdrop train`: train one bottleneck adapter + classification head with AdapterDrop.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a bottleneck adapter and a classification head (AdapterHub layout) with AdapterDrop.",
+        discussion: """
+        Data: JSONL ({"text", ["text_pair",] "label"}) or CSV with the same columns. Progress goes to stderr \
+        (a progress line on a terminal, log lines otherwise); the dev metrics to stdout. --out receives \
+        adapter_config.json, pytorch_adapter.safetensors, head_config.json, pytorch_model_head.safetensors (loadable \
+        by `adapterdrop predict --adapter DIR`) and training_result.json, all at once at the end.
+        """)
+
+    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
+    var model: String
+    @Option(help: "Training data (.jsonl or .csv).")
+    var train: String
+    @Option(help: "Development data for the final metrics (.jsonl or .csv).")
+    var dev: String
+    @Option(help: "Task name: the adapter's and the head's name.")
+    var task: String
+    @Option(help: "Class names in index order, comma-separated (default: the training file's labels, sorted).")
+    var labels: String?
+    @Option(help: "Adapter config preset: seq_bn, double_seq_bn, pfeiffer, houlsby.")
+    var config: String = "seq_bn"
+    @Option(name: .customLong("reduction-factor"), help: "Hidden size / bottleneck size.")
+    var reductionFactor: Int = 16
+    @OptionGroup var options: TrainingRunOptions
+
+    func validate() throws {
+        guard ["seq_bn", "double_seq_bn", "pfeiffer", "houlsby"].contains(config) else {
+            throw ValidationError("--config \(config): expected seq_bn, double_seq_bn, pfeiffer or houlsby")
+        }
+        guard reductionFactor >= 1 else { throw ValidationError("--reduction-factor must be at least 1, got \(reductionFactor)") }
+        try checkName(task, option: "--task")
+    }
+
+    func run() throws {
+        try options.checkOutputFolder()
+        let context = ComputeContext(threads: options.threads)
+        let pretrained = try loadPretrained(model)
+        let trainSet = try TextClassificationDataset(contentsOf: train, labels: try parseLabelList(labels))
+        guard trainSet.labels.count >= 2 else {
+            throw CLIError("\(train): found \(trainSet.labels.count) label(s) \(trainSet.labels); classification needs at least 2 (or pass --labels)")
+        }
+        let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        let hidden = pretrained.encoder.config.hiddenSize, layers = pretrained.encoder.config.numHiddenLayers
+        let adapterConfig = try BottleneckConfig.preset(config, overrides: ["reduction_factor": .int(reductionFactor)])
+        guard hidden / reductionFactor >= 1 else {
+            throw CLIError("--reduction-factor \(reductionFactor): larger than the hidden size \(hidden)")
+        }
+        let adapter = try BottleneckAdapter(name: task, config: adapterConfig, hiddenSize: hidden, numLayers: layers, seed: options.seed)
+        let head = classificationHead(name: task, labels: trainSet.labels, hiddenSize: hidden, seed: options.seed &+ 1)
+        let trainer = try AdapterTrainer(encoder: pretrained.encoder, adapter: adapter, head: head, options: options.trainingOptions,
+                                         encode: trainingBatchEncoder(pretrained.tokenizer, maxLength: min(options.maxLength, pretrained.maxLength)))
+        trainer.progress = ConsoleTrainingProgress()
+        let result = try trainer.train(on: trainSet, resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
+        let n = options.evaluationDrop
+        let metrics = try trainer.evaluate(on: devSet, droppedLayers: n, batchSize: options.batchSize, context: context)
+        let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
+        var adapterModel = AdapterModel(encoder: pretrained.encoder, modelName: URL(fileURLWithPath: model).lastPathComponent)
+        try adapterModel.addAdapter(result.adapter)
+        adapterModel.addHead(result.head)
+        let reportData = try report.encoded(pretty: true)
+        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: options.out)) { folder in
+            try adapterModel.saveAdapter(task, to: folder)
+            try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
+        }
+        try printDevMetrics(report, metrics, json: options.json, label: "dev \(devSet.source)")
+    }
+}
+
+/// `adapterdrop fuse`: train an AdapterFusion (dynamic preset) over frozen adapters, plus a classification head.
+struct Fuse: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train an AdapterFusion over frozen adapters and a classification head.",
+        discussion: """
+        --out receives adapter_fusion_config.json, pytorch_model_adapter_fusion.safetensors and the head's files \
+        (head name = --task); use with `adapterdrop predict --adapter A --adapter B --fusion OUT --head-folder OUT \
+        --setup "Fuse(A,B)"`.
+        """)
+
+    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
+    var model: String
+    @Option(name: .customLong("adapter"), help: "A trained AdapterHub adapter folder (repeat, at least twice); frozen.")
+    var adapters: [String] = []
+    @Option(help: "Training data (.jsonl or .csv).")
+    var train: String
+    @Option(help: "Development data (.jsonl or .csv).")
+    var dev: String
+    @Option(help: "Name of the head trained with the fusion.")
+    var task: String = "fusion"
+    @Option(help: "Class names in index order, comma-separated (default: the training file's labels, sorted).")
+    var labels: String?
+    @OptionGroup var options: TrainingRunOptions
+
+    func validate() throws {
+        guard adapters.count >= 2 else { throw ValidationError("give at least two --adapter folders, got \(adapters.count)") }
+        try checkName(task, option: "--task")
+    }
+
+    func run() throws {
+        try options.checkOutputFolder()
+        let context = ComputeContext(threads: options.threads)
+        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
+        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
+        let encoder = adapterModel.encoder
+        // The adapters in the order given (folder → the adapter it holds).
+        var members: [BottleneckAdapter] = []
+        for folder in adapters {
+            let config = try adapterName(inFolder: folder)
+            guard let a = adapterModel.adapters[config] else { throw CLIError("\(folder): adapter \(config) did not load") }
+            members.append(a)
+        }
+        let trainSet = try TextClassificationDataset(contentsOf: train, labels: try parseLabelList(labels))
+        guard trainSet.labels.count >= 2 else {
+            throw CLIError("\(train): found \(trainSet.labels.count) label(s); classification needs at least 2 (or pass --labels)")
+        }
+        let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        let hidden = encoder.config.hiddenSize
+        let fusion = try AdapterFusion(adapters: members, config: .dynamicPreset, hiddenSize: hidden,
+                                       numLayers: encoder.config.numHiddenLayers, seed: options.seed)
+        let scoreDropout = Float(fusion.config.dropoutProbability ?? encoder.config.attentionProbsDropoutProb ?? 0.1)
+        let module = try AdapterFusionTrainingModule(fusion, adapters: adapterModel.adapters,
+                                                     scoreDropout: options.noDropout ? 0 : scoreDropout)
+        let head = classificationHead(name: task, labels: trainSet.labels, hiddenSize: hidden, seed: options.seed &+ 1)
+        let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options.trainingOptions,
+                                         encode: trainingBatchEncoder(tokenizer, maxLength: min(options.maxLength, encoder.maximumSequenceLength)))
+        trainer.progress = ConsoleTrainingProgress()
+        let result = try trainer.train(on: trainSet, resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
+        let n = options.evaluationDrop
+        let metrics = try trainer.evaluate(on: devSet, droppedLayers: n, batchSize: options.batchSize, context: context)
+        let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
+        let trained = module.fusion
+        try adapterModel.addFusion(trained)
+        adapterModel.addHead(result.head)
+        let reportData = try report.encoded(pretty: true)
+        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: options.out)) { folder in
+            try adapterModel.saveFusion(trained.name, to: folder)
+            try adapterModel.saveHead(task, to: folder)
+            try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
+        }
+        try printDevMetrics(report, metrics, json: options.json, label: "dev \(devSet.source)")
+    }
+}
+
+/// `adapterdrop eval`: metrics of a trained adapter + head on a labelled file, with AdapterDrop.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate an adapter and its head on labelled data: accuracy, macro-F1, Matthews correlation.")
+
+    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
+    var model: String
+    @Option(help: "AdapterHub adapter folder saved with its head (e.g. the --out of `train`).")
+    var adapter: String
+    @Option(help: "Labelled data (.jsonl or .csv); labels must be among the head's label2id.")
+    var data: String
+    @Option(name: .customLong("skip-layers"), help: "AdapterDrop: comma-separated layers without adapters, e.g. 0,1,2.")
+    var skipLayers: String?
+    @Option(help: "AdapterDrop: drop the adapters of the lowest n layers.")
+    var drop: Int?
+    @Option(name: .customLong("batch-size"), help: "Examples per forward pass.")
+    var batchSize: Int = 32
+    @Option(name: .customLong("max-length"), help: "Truncate inputs to this many tokens (longest first).")
+    var maxLength: Int = 512
+    @Option(help: "Worker threads (default: all active processors).")
+    var threads: Int = ComputeContext.activeProcessorCount
+    @Flag(help: "Print JSON: {\"adapter\", \"examples\", \"skip_layers\", metric: value …}.")
+    var json = false
+
+    func validate() throws {
+        if skipLayers != nil && drop != nil { throw ValidationError("give at most one of --skip-layers and --drop") }
+        if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let skip = try skipLayers.map(Predict.parseSkipLayers) ?? Set(0..<(drop ?? 0))
+        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
+        let adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: [adapter])
+        let name = try adapterName(inFolder: adapter)
+        guard let trainedAdapter = adapterModel.adapters[name] else { throw CLIError("\(adapter): adapter \(name) did not load") }
+        guard let head = adapterModel.heads[name] else {
+            throw CLIError("\(adapter): no head_config.json for adapter \(name) (save the adapter with its head)")
+        }
+        let layers = adapterModel.encoder.config.numHiddenLayers
+        if let bad = skip.sorted().first(where: { $0 < 0 || $0 >= layers }) {
+            throw CLIError("--\(skipLayers != nil ? "skip-layers" : "drop"): layer \(bad) not in 0..<\(layers)")
+        }
+        let labels: [String]
+        if let map = head.config.id2label, map.count == head.config.numLabels, (0..<head.config.numLabels).allSatisfy({ map[$0] != nil }) {
+            labels = (0..<head.config.numLabels).map { map[$0]! }
+        } else {
+            labels = (0..<head.config.numLabels).map { "LABEL_\($0)" }
+        }
+        guard head.config.headType == .classification, head.config.numLabels >= 2 else {
+            throw CLIError("\(adapter): head \(name) is \(head.config.headType.rawValue) with \(head.config.numLabels) label(s); eval reads class labels only")
+        }
+        let dataset = try TextClassificationDataset(contentsOf: data, labels: labels)
+        let trainer = try AdapterTrainer(encoder: adapterModel.encoder, adapter: trainedAdapter, head: head, options: AdapterTrainingOptions(),
+                                         encode: trainingBatchEncoder(tokenizer, maxLength: min(maxLength, adapterModel.encoder.maximumSequenceLength)))
+        let metrics = try trainer.evaluate(on: dataset, skipLayers: skip, batchSize: batchSize, context: ComputeContext(threads: threads))
+        if json {
+            var fields: [String: JSONValue] = ["adapter": .string(name), "examples": .int(metrics.count),
+                                              "skip_layers": .ints(skip.sorted())]
+            for (k, v) in metrics.namedValues { fields[k] = v.isFinite ? .double(v) : .null }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(fields), as: UTF8.self))
+        } else {
+            print("\(name) on \(data) (\(metrics.count) examples, skip layers \(skip.sorted())): \(metrics.summary)")
+        }
+    }
+}
+
+/// A small JSON value for `eval --json`.
+enum JSONValue: Encodable {
+    case string(String), int(Int), double(Double), ints([Int]), null
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let s): try c.encode(s)
+        case .int(let i): try c.encode(i)
+        case .double(let d): try c.encode(d)
+        case .ints(let a): try c.encode(a)
+        case .null: try c.encodeNil()
+        }
+    }
+}
