@@ -13,7 +13,7 @@ struct ReliabilityInputErrorTests {
     /// `DecodingError` / `NSCocoaErrorDomain` dump.
     @Test func emptyAndGarbageConfigsGiveOneLine() {
         for (bytes, expected) in [("", "the file is empty"), ("  \n", "the file is empty"),
-                                  ("{\"hidden_size\": 32,,}", "around character"), ("[1, 2]", "not an object")] {
+                                  ("{\"hidden_size\": 32,,}", "expected a string key at byte 19"), ("[1, 2]", "not an object")] {
             let error = #expect(throws: ModelConfigError.self) { try BertConfig(jsonData: Data(bytes.utf8), file: "m/config.json") }
             let text = "\(error!)"
             #expect(text.hasPrefix("m/config.json: ") && text.contains(expected), "\(bytes): \(text)")

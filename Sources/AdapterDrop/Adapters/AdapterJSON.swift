@@ -1,4 +1,4 @@
-// JSON values for AdapterHub config files, read with the strict header parser and written the way Python's
+// JSON values for AdapterHub config files, read with the library's one JSON parser (Support/JSONParser.swift) and written the way Python's
 // `json.dump(obj, indent=2, sort_keys=True)` writes them (what `adapters` 1.3.0 does, `loading.py` L82).
 import Foundation
 
@@ -45,8 +45,10 @@ public enum AdapterJSON: Sendable, Equatable {
     /// True for `null`.
     public var isNull: Bool { self == .null }
 
-    init(_ header: HeaderJSONValue) {
-        switch header {
+    /// Converts a parsed value (object keys are unique under `String` equality: the parser was asked for
+    /// `.canonicalEquivalence`).
+    init(_ value: JSONValue) {
+        switch value {
         case let .object(members):
             var out: [String: AdapterJSON] = [:]
             for (k, v) in members { out[k] = AdapterJSON(v) }
@@ -59,21 +61,33 @@ public enum AdapterJSON: Sendable, Equatable {
         }
     }
 
-    /// Parses a JSON document.
-    /// - Throws: `AdapterError.invalidJSON` naming `file`.
+    /// The bounds for AdapterHub config files: nesting depth 32, 16 MiB.
+    static let limits = JSONParser.Limits.configFile
+
+    /// Parses a JSON document with the library's strict parser (`JSONParser`: UTF-8 only, depth ≤ 32,
+    /// ≤ 16 MiB, no duplicate keys — canonically equivalent keys count as duplicates because objects become
+    /// `Dictionary`s).
+    /// - Parameters:
+    ///   - data: the document's bytes.
+    ///   - file: the path named in errors.
+    /// - Throws: `AdapterError.invalidJSON` naming `file`, the reason and the byte offset.
     public static func parse(_ data: Data, file: String) throws -> AdapterJSON {
-        let result: Result<HeaderJSONValue, HeaderJSONParseError> = data.withUnsafeBytes { buffer in
-            do throws(HeaderJSONParseError) { return .success(try HeaderJSONParser.parse(buffer)) } catch { return .failure(error) }
-        }
-        switch result {
-        case let .success(value): return AdapterJSON(value)
-        case let .failure(error): throw AdapterError.invalidJSON(file: file, reason: "\(error.reason) at byte \(error.offset)")
+        do {
+            return AdapterJSON(try JSONParser.parse([UInt8](data), limits: limits, keyEquality: .canonicalEquivalence))
+        } catch {
+            throw AdapterError.invalidJSON(file: file, reason: error.message)
         }
     }
 
     /// Reads and parses a JSON file.
-    /// - Throws: `AdapterError.missingFile` or `.invalidJSON` naming the file.
+    /// - Throws: `AdapterError.missingFile` (absent or unreadable), `.invalidJSON` (including a file larger
+    ///   than 16 MiB), each naming the file.
     public static func read(_ url: URL) throws -> AdapterJSON {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue,
+           size > limits.maxBytes {
+            throw AdapterError.invalidJSON(
+                file: url.path, reason: "file of \(size) bytes exceeds the limit of \(limits.maxBytes) bytes")
+        }
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw AdapterError.missingFile(path: url.path)
         }

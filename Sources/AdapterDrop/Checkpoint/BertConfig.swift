@@ -265,40 +265,33 @@ public struct BertConfig: Codable, Equatable, Sendable {
     }
 
     /// Decodes `data` (the contents of a config.json), naming `file` in errors.
-    /// - Throws: `ModelConfigError`.
+    ///
+    /// The text is read with the library's JSON parser (`JSONParser`: UTF-8, depth ≤ 32, ≤ 16 MiB, no
+    /// duplicate keys) and decoded with `JSONValueDecoder`, so integers must be integer literals (`384`, not
+    /// `384.0`). Every error is one line naming the file and the key or byte offset.
+    /// - Throws: `ModelConfigError`: `.invalidJSON` (syntax, with the byte offset; root not an object),
+    ///   `.missingKey`, `.invalidValue` and the validation errors of `init(from:)`.
     public init(jsonData data: Data, file: String = "config.json") throws {
-        let decoder = JSONDecoder()
-        decoder.userInfo[Self.fileUserInfoKey] = file
+        let root: JSONValue
         do {
-            self = try decoder.decode(BertConfig.self, from: data)
+            root = try JSONParser.parse([UInt8](data), limits: .configFile, keyEquality: .canonicalEquivalence)
+        } catch {
+            let empty = data.allSatisfy { [0x20, 0x09, 0x0A, 0x0D].contains($0) }
+            throw ModelConfigError.invalidJSON(file: file, reason: empty ? "the file is empty" : error.message)
+        }
+        guard root.members != nil else {
+            throw ModelConfigError.invalidJSON(file: file, reason: "the root is not an object")
+        }
+        do {
+            self = try JSONValueDecoder(userInfo: [Self.fileUserInfoKey: file]).decode(BertConfig.self, from: root)
         } catch let error as ModelConfigError {
             throw error
-        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
-            throw ModelConfigError.invalidJSON(file: file, reason: "the root is not an object")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ModelConfigError.invalidValue(file: file, key: key, reason: context.debugDescription)
         } catch let DecodingError.keyNotFound(key, context) {
             let path = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
             throw ModelConfigError.missingKey(file: file, key: path)
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ModelConfigError.invalidValue(file: file, key: key, reason: context.debugDescription)
-        } catch {
-            throw ModelConfigError.invalidJSON(file: file, reason: Self.syntaxErrorReason(data))
-        }
-    }
-
-    /// Why `data` is not a JSON document, in one line without Foundation's error wrapping: "the file is
-    /// empty", or the parser's message with its position ("Unexpected character ',' around line 1, column 45.").
-    static func syntaxErrorReason(_ data: Data) -> String {
-        if data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) { return "the file is empty" }
-        do {
-            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-            return "not a JSON object"
-        } catch let error as NSError {
-            let detail = (error.userInfo[NSDebugDescriptionErrorKey] as? String) ?? error.localizedDescription
-            return detail.replacingOccurrences(of: "\n", with: " ")
+        } catch let error as DecodingError {
+            // `init(from:)` maps its own keys' errors; this is a safety net with the same one-line form.
+            throw ModelConfigError.invalidValue(file: file, key: error.keyPath, reason: error.oneLineDescription)
         }
     }
 
@@ -306,6 +299,11 @@ public struct BertConfig: Codable, Equatable, Sendable {
     /// - Parameter url: the file.
     /// - Throws: `ModelConfigError`, naming `url.path`.
     public static func load(from url: URL) throws -> BertConfig {
+        let limit = JSONParser.Limits.configFile.maxBytes
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue,
+           size > limit {
+            throw ModelConfigError.unreadable(file: url.path, reason: "\(size) bytes exceeds the limit of \(limit) bytes")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url)

@@ -109,9 +109,15 @@ public struct ModelFolder: Sendable {
         }
         let index: Index
         do {
-            index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: indexURL))
+            let data = try Data(contentsOf: indexURL)
+            let root = try JSONParser.parse([UInt8](data), limits: .configFile, keyEquality: .canonicalEquivalence)
+            index = try JSONValueDecoder().decode(Index.self, from: root)
+        } catch let error as JSONParseError {
+            throw ModelFolderError.invalidShardIndex(file: indexURL.path, reason: "not valid JSON: \(error.message)")
+        } catch let error as DecodingError {
+            throw ModelFolderError.invalidShardIndex(file: indexURL.path, reason: error.oneLineDescription)
         } catch {
-            throw ModelFolderError.invalidShardIndex(file: indexURL.path, reason: "\(error)")
+            throw ModelFolderError.invalidShardIndex(file: indexURL.path, reason: "cannot read: \(error.localizedDescription)")
         }
         guard !index.weightMap.isEmpty else {
             throw ModelFolderError.invalidShardIndex(file: indexURL.path, reason: "weight_map is empty")

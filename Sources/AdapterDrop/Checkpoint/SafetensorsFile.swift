@@ -61,6 +61,10 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Largest accepted header, in bytes (the reference's `MAX_HEADER_SIZE`, 100 MB).
     public static let maxHeaderLength = 100_000_000
 
+    /// JSON bounds for the header: at most `maxHeaderLength` bytes, nesting depth 16 (a header needs 3:
+    /// root → tensor → shape; the bound keeps input like 10⁶ `[` from exhausting the stack).
+    static let headerJSONLimits = JSONParser.Limits(maxDepth: 16, maxBytes: maxHeaderLength)
+
     /// Options for reading.
     public struct Options: Sendable {
         /// When true, reading a float tensor that contains NaN or ±Inf throws
@@ -130,12 +134,12 @@ public final class SafetensorsFile: @unchecked Sendable {
     static func parseHeader(
         _ header: UnsafeRawBufferPointer, file: String, dataSectionSize: Int
     ) throws -> ([String: String], [String: SafetensorsTensorInfo]) {
-        guard String(validating: header, as: UTF8.self) != nil else {
-            throw SafetensorsError.invalidHeaderEncoding(file: file)
-        }
-        let root: HeaderJSONValue
+        let root: JSONValue
         do {
-            root = try HeaderJSONParser.parse(header)
+            // Tensor names become `Dictionary` keys, so canonically equivalent names count as duplicates.
+            root = try JSONParser.parse(header, limits: headerJSONLimits, keyEquality: .canonicalEquivalence)
+        } catch where error.kind == .invalidUTF8 {
+            throw SafetensorsError.invalidHeaderEncoding(file: file)
         } catch {
             throw SafetensorsError.invalidHeaderJSON(file: file, reason: error.reason, offset: error.offset)
         }
@@ -165,11 +169,11 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     private static func parseTensorEntry(
-        name: String, value: HeaderJSONValue, file: String, dataSectionSize: Int
+        name: String, value: JSONValue, file: String, dataSectionSize: Int
     ) throws -> SafetensorsTensorInfo {
         func bad(_ reason: String) -> SafetensorsError { .invalidTensorEntry(file: file, tensor: name, reason: reason) }
-        guard case let .object(fields) = value else { throw bad("entry is a \(value.typeName), not an object") }
-        func field(_ key: String) -> HeaderJSONValue? { fields.first(where: { $0.key == key })?.value }
+        guard case .object = value else { throw bad("entry is a \(value.typeName), not an object") }
+        func field(_ key: String) -> JSONValue? { value[key] }
 
         guard let dtypeValue = field("dtype") else { throw bad("missing \"dtype\"") }
         guard case let .string(dtypeName) = dtypeValue else { throw bad("\"dtype\" is not a string") }

@@ -36,16 +36,20 @@ enum TokenizerFiles {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
-        var parser = Unicode.UTF8.ForwardParser()
-        var iterator = bytes.makeIterator()
-        var offset = 0
-        while true {
-            switch parser.parseScalar(from: &iterator) {
-            case .valid(let encoded): offset += encoded.count
-            case .emptyInput: return nil
-            case .error(let length): _ = length; return offset
-            }
+    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? { JSONParser.firstInvalidUTF8Offset(bytes) }
+
+    /// Parses a tokenizer JSON file's bytes with the library's JSON parser (`JSONParser`), bounded by
+    /// `limits.maxJSONDepth` and `limits.maxFileBytes`. Keys are compared byte for byte, so canonically
+    /// equivalent vocabulary entries stay distinct; a key repeated byte for byte is an error.
+    /// - Throws: `TokenizerError.invalidUTF8` or `.invalidJSON` naming `path` and the byte offset.
+    static func parseJSON(_ bytes: [UInt8], path: String, limits: TokenizerLoadingLimits) throws -> JSONValue {
+        do {
+            return try JSONParser.parse(
+                bytes, limits: JSONParser.Limits(maxDepth: limits.maxJSONDepth, maxBytes: limits.maxFileBytes))
+        } catch where error.kind == .invalidUTF8 {
+            throw TokenizerError.invalidUTF8(path: path, byteOffset: error.offset)
+        } catch {
+            throw TokenizerError.invalidJSON(path: path, byteOffset: error.offset, reason: error.reason)
         }
     }
 

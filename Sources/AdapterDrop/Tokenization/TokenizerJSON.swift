@@ -18,18 +18,18 @@ extension SubwordTokenizer {
     public convenience init(tokenizerJSON url: URL, padToken: String? = nil,
                             limits: TokenizerLoadingLimits = TokenizerLoadingLimits()) throws {
         let path = url.path
-        let root = try TokenizerJSONParser.parse(try TokenizerFiles.readBytes(url, limits: limits), path: path,
-                                            maxDepth: limits.maxJSONDepth)
+        let root = try TokenizerFiles.parseJSON(try TokenizerFiles.readBytes(url, limits: limits), path: path,
+                                                limits: limits)
         guard root.members != nil else { throw TokenizerError.missingKey(path: path, key: "<top-level object>") }
         guard let modelJSON = root["model"], modelJSON.members != nil else { throw TokenizerError.missingKey(path: path, key: "model") }
         let modelType = modelJSON["type"]?.string ?? (modelJSON["merges"] != nil ? "BPE" : "")
         guard let vocabMembers = modelJSON["vocab"]?.members else { throw TokenizerError.missingKey(path: path, key: "model.vocab") }
-        func optionalString(_ value: TokenizerJSONValue?, _ key: String) throws -> String? {
+        func optionalString(_ value: JSONValue?, _ key: String) throws -> String? {
             guard let value, !value.isNull else { return nil }
             guard let s = value.string else { throw TokenizerError.missingKey(path: path, key: key) }
             return s
         }
-        func flag(_ value: TokenizerJSONValue?, _ key: String, default d: Bool) throws -> Bool {
+        func flag(_ value: JSONValue?, _ key: String, default d: Bool) throws -> Bool {
             guard let value, !value.isNull else { return d }
             guard let b = value.bool else { throw TokenizerError.missingKey(path: path, key: key) }
             return b
@@ -84,7 +84,7 @@ extension SubwordTokenizer {
             let prefix = try optionalString(modelJSON["continuing_subword_prefix"], "model.continuing_subword_prefix") ?? "##"
             var maxChars = 100
             if let m = modelJSON["max_input_chars_per_word"], !m.isNull {
-                guard let v = m.int, v >= 0 else { throw TokenizerError.missingKey(path: path, key: "model.max_input_chars_per_word") }
+                guard let v = m.exactInt, v >= 0 else { throw TokenizerError.missingKey(path: path, key: "model.max_input_chars_per_word") }
                 maxChars = v
             }
             model = .wordPiece(WordPieceModel(vocabulary: vocabulary, unknownID: try require(unk, "model.unk_token"),
@@ -131,7 +131,7 @@ extension SubwordTokenizer {
         if let list = root["added_tokens"], !list.isNull {
             guard let entries = list.array else { throw TokenizerError.missingKey(path: path, key: "added_tokens") }
             for (i, entry) in entries.enumerated() {
-                guard let content = entry["content"]?.string, !content.isEmpty, let id = entry["id"]?.int, id >= 0, id < Int(Int32.max) else {
+                guard let content = entry["content"]?.string, !content.isEmpty, let id = entry["id"]?.exactInt, id >= 0, id < Int(Int32.max) else {
                     throw TokenizerError.missingKey(path: path, key: "added_tokens[\(i)]")
                 }
                 if try flag(entry["single_word"], "added_tokens[\(i)].single_word", default: false) {
@@ -165,7 +165,7 @@ extension SubwordTokenizer {
         if let post = root["post_processor"], !post.isNull {
             let type = post["type"]?.string ?? ""
             func tokenPair(_ key: String) throws -> (String, Int32) {
-                guard let a = post[key]?.array, a.count == 2, let t = a[0].string, let id = a[1].int, id >= 0, id < Int(Int32.max) else {
+                guard let a = post[key]?.array, a.count == 2, let t = a[0].string, let id = a[1].exactInt, id >= 0, id < Int(Int32.max) else {
                     throw TokenizerError.missingKey(path: path, key: "post_processor.\(key)")
                 }
                 return (t, Int32(id))
@@ -192,7 +192,7 @@ extension SubwordTokenizer {
                     for (i, item) in items.enumerated() {
                         let itemKey = "post_processor.\(key)[\(i)]"
                         if let s = item["SpecialToken"] {
-                            guard let name = s["id"]?.string, let typeID = s["type_id"]?.int else {
+                            guard let name = s["id"]?.string, let typeID = s["type_id"]?.exactInt else {
                                 throw TokenizerError.missingKey(path: path, key: itemKey)
                             }
                             guard let entry = specials.first(where: { $0.key.utf8.elementsEqual(name.utf8) })?.value,
@@ -200,13 +200,13 @@ extension SubwordTokenizer {
                                 throw TokenizerError.missingKey(path: path, key: "post_processor.special_tokens.\(name)")
                             }
                             for (idValue, tokenValue) in zip(ids, tokens) {
-                                guard let id = idValue.int, id >= 0, id < Int(Int32.max), let token = tokenValue.string else {
+                                guard let id = idValue.exactInt, id >= 0, id < Int(Int32.max), let token = tokenValue.string else {
                                     throw TokenizerError.missingKey(path: path, key: "post_processor.special_tokens.\(name)")
                                 }
                                 out.append(.special(id: Int32(id), token: token, typeID: typeID))
                             }
                         } else if let s = item["Sequence"] {
-                            guard let which = s["id"]?.string, which == "A" || which == "B", let typeID = s["type_id"]?.int else {
+                            guard let which = s["id"]?.string, which == "A" || which == "B", let typeID = s["type_id"]?.exactInt else {
                                 throw TokenizerError.missingKey(path: path, key: itemKey)
                             }
                             out.append(.sequence(first: which == "A", typeID: typeID))

@@ -80,8 +80,8 @@ extension SubwordTokenizer {
         maskToken: String = "<mask>", limits: TokenizerLoadingLimits = TokenizerLoadingLimits()
     ) throws -> SubwordTokenizer {
         let vocabPath = vocabularyFile.path
-        let json = try TokenizerJSONParser.parse(try TokenizerFiles.readBytes(vocabularyFile, limits: limits),
-                                            path: vocabPath, maxDepth: limits.maxJSONDepth)
+        let json = try TokenizerFiles.parseJSON(try TokenizerFiles.readBytes(vocabularyFile, limits: limits),
+                                                path: vocabPath, limits: limits)
         guard let members = json.members else { throw TokenizerError.missingKey(path: vocabPath, key: "<top-level object>") }
         let vocabulary = try buildVocabulary(members, path: vocabPath, key: "", limits: limits)
         let mergesPath = mergesFile.path
@@ -132,14 +132,14 @@ extension SubwordTokenizer {
         return items
     }
 
-    static func buildVocabulary(_ members: [TokenizerJSONMember], path: String, key: String,
+    static func buildVocabulary(_ members: [JSONMember], path: String, key: String,
                                 limits: TokenizerLoadingLimits) throws -> Vocabulary {
         if members.isEmpty { throw TokenizerError.emptyVocabulary(path: path) }
         if members.count > limits.maxEntries { throw TokenizerError.tooManyEntries(path: path, count: members.count, limit: limits.maxEntries) }
         var vocabulary = Vocabulary(capacity: members.count)
         var seenIDs = Set<Int32>()
         for member in members {
-            guard let id = member.value.int, id >= 0, id < Int(Int32.max) else {
+            guard let id = member.value.exactInt, id >= 0, id < Int(Int32.max) else {
                 throw TokenizerError.missingKey(path: path, key: key.isEmpty ? member.key : "\(key).\(member.key)")
             }
             if !vocabulary.insert(member.key, id: Int32(id)) {

@@ -17,7 +17,7 @@ struct TokenizerBatchTests {
     func batchCases(kind: String, file: String) throws {
         let tokenizer = try Self.loadTokenizer(kind)
         let bytes = [UInt8](try Data(contentsOf: TokenizerFixtures.url(file)))
-        let root = try TokenizerJSONParser.parse(bytes, path: file, maxDepth: 16)
+        let root = try TokenizerFiles.parseJSON(bytes, path: file, limits: TokenizerLoadingLimits(maxJSONDepth: 16))
         let singles = root["singles"]!.array!.map { TokenizerInput.single($0.string!) }
         let pairs = root["pairs"]!.array!.map { TokenizerInput.pair($0.array![0].string!, $0.array![1].string!) }
         var checked = 0
@@ -25,7 +25,7 @@ struct TokenizerBatchTests {
             let kindName = c["kind"]!.string!
             let batch = kindName == "single" ? singles : pairs
             var options = EncodingOptions()
-            options.maxLength = c["max_length"]?.int
+            options.maxLength = c["max_length"]?.exactInt
             if let t = c["truncation"]?.string { options.truncation = TruncationStrategy(rawValue: t)! }
             switch c["padding"]?.string {
             case "longest": options.padding = .longest

@@ -87,11 +87,11 @@ struct TokenizerErrorTests {
             try SubwordTokenizer(tokenizerJSON: badPre)
         }
         let truncated = dir.write("t.json", #"{"model":{"type":"WordPiece","vocab":{"a":0"#)
-        #expect(throws: TokenizerError.invalidJSON(path: truncated.path, byteOffset: 43, reason: "unexpected end")) {
+        #expect(throws: TokenizerError.invalidJSON(path: truncated.path, byteOffset: 43, reason: "unexpected end of input")) {
             try SubwordTokenizer(tokenizerJSON: truncated)
         }
         let deep = dir.write("d.json", String(repeating: "[", count: 100) + String(repeating: "]", count: 100))
-        #expect(throws: TokenizerError.invalidJSON(path: deep.path, byteOffset: 65, reason: "nesting deeper than 64")) {
+        #expect(throws: TokenizerError.invalidJSON(path: deep.path, byteOffset: 64, reason: "nested deeper than 64 levels")) {
             try SubwordTokenizer(tokenizerJSON: deep)
         }
         let duplicateID = dir.write("i.json", #"{"model":{"type":"WordPiece","vocab":{"[UNK]":0,"a":0}},"pre_tokenizer":{"type":"BertPreTokenizer"}}"#)

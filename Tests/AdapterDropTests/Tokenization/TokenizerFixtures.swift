@@ -11,14 +11,14 @@ enum TokenizerFixtures {
 
     /// JSON lines parsed with the library's exact-scalar reader (`JSONSerialization` on Linux drops a raw
     /// U+FEFF inside strings, which would corrupt the hard cases).
-    static func jsonLines(_ name: String) throws -> [TokenizerJSONValue] {
+    static func jsonLines(_ name: String) throws -> [JSONValue] {
         let bytes = [UInt8](try Data(contentsOf: url(name)))
         return try bytes.split(separator: 0x0A).map {
-            try TokenizerJSONParser.parse(Array($0), path: name, maxDepth: 16)
+            try TokenizerFiles.parseJSON(Array($0), path: name, limits: TokenizerLoadingLimits(maxJSONDepth: 16))
         }
     }
 
-    static func ints(_ value: TokenizerJSONValue?) -> [Int]? { value?.array?.map { $0.int! } }
+    static func ints(_ value: JSONValue?) -> [Int]? { value?.array?.map { $0.exactInt! } }
 
     struct Row {
         var first: String
@@ -47,7 +47,7 @@ enum TokenizerFixtures {
 
     static func expected(_ name: String) throws -> [Expected] {
         try jsonLines(name).map {
-            Expected(row: $0["i"]!.int!, digest: $0["h"]!.string!, ids: ints($0["ids"]), types: ints($0["types"]))
+            Expected(row: $0["i"]!.exactInt!, digest: $0["h"]!.string!, ids: ints($0["ids"]), types: ints($0["types"]))
         }
     }
 

@@ -22,10 +22,10 @@ struct TokenizerUnicodeTests {
           arguments: [("uncased", true, true), ("lower_keep_accents", true, false), ("strip_only", false, true)])
     func perCodePoint(name: String, lowercase: Bool, stripAccents: Bool) throws {
         let bytes = [UInt8](try Data(contentsOf: TokenizerFixtures.url("unicode_normalization.json")))
-        let root = try TokenizerJSONParser.parse(bytes, path: "unicode_normalization.json", maxDepth: 8)
+        let root = try TokenizerFiles.parseJSON(bytes, path: "unicode_normalization.json", limits: TokenizerLoadingLimits(maxJSONDepth: 8))
         let normalizer = BertNormalizer(cleanText: true, handleChineseChars: true, stripAccents: stripAccents, lowercase: lowercase)
         let got = Self.rows(normalizer)
-        #expect(got.count == root["count"]![name]!.int!, "\(name): \(got.count) changed code points")
+        #expect(got.count == root["count"]![name]!.exactInt!, "\(name): \(got.count) changed code points")
         if let explicit = root["explicit"]?[name]?.array?.map({ $0.string! }) {
             let hangul = UInt32(0xAC00)...0xD7A3
             let gotExplicit = got.filter { !hangul.contains(UInt32($0.split(separator: ":")[0], radix: 16)!) }
@@ -39,8 +39,8 @@ struct TokenizerUnicodeTests {
     @Test("CJK padding: exactly the code points HF pads with spaces")
     func chineseCharacters() throws {
         let bytes = [UInt8](try Data(contentsOf: TokenizerFixtures.url("unicode_normalization.json")))
-        let root = try TokenizerJSONParser.parse(bytes, path: "unicode_normalization.json", maxDepth: 8)
-        let expected = root["chinese_ranges"]!.array!.map { UInt32($0.array![0].int!)...UInt32($0.array![1].int!) }
+        let root = try TokenizerFiles.parseJSON(bytes, path: "unicode_normalization.json", limits: TokenizerLoadingLimits(maxJSONDepth: 8))
+        let expected = root["chinese_ranges"]!.array!.map { UInt32($0.array![0].exactInt!)...UInt32($0.array![1].exactInt!) }
         var got: [ClosedRange<UInt32>] = []
         for cp in UInt32(0)...0x10FFFF where CharacterClasses.isCJK(cp) {
             if let last = got.last, last.upperBound + 1 == cp { got[got.count - 1] = last.lowerBound...cp } else { got.append(cp...cp) }
