@@ -53,6 +53,7 @@ public struct BottleneckAdapterWeights: Sendable, Equatable {
     /// The bottleneck width.
     public var bottleneckSize: Int { downWeight.shape[0] }
 
+    /// Equal when the four weight tensors are equal element for element (name and config are not compared).
     public static func == (a: Self, b: Self) -> Bool {
         a.downWeight == b.downWeight && a.downBias == b.downBias && a.upWeight == b.upWeight && a.upBias == b.upBias
             && a.normBefore?.weight == b.normBefore?.weight && a.normBefore?.bias == b.normBefore?.bias

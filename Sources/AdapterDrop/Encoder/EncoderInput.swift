@@ -88,6 +88,7 @@ public enum EncoderError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The sequence is longer than the position embedding table allows.
     case sequenceTooLong(length: Int, maximum: Int)
 
+    /// A one-line explanation naming the offending id, position or length.
     public var description: String {
         switch self {
         case .inputShape(let message):

@@ -114,6 +114,7 @@ public enum PretrainedModelError: Error, Equatable, Sendable, CustomStringConver
     /// Input `index` has `tokens` tokens (special tokens included), more than `maximum`.
     case textTooLong(index: Int, tokens: Int, maximum: Int)
 
+    /// A one-line explanation naming the folder or the input.
     public var description: String {
         switch self {
         case .noTokenizer(let folder):

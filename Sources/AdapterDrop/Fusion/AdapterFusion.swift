@@ -101,6 +101,7 @@ public struct AdapterFusionWeights: Sendable, Equatable {
     /// `value.weight` `[H, H]`, no bias (config `value`).
     public var value: Tensor?
 
+    /// Equal when query, key and value (weights and biases) are equal element for element.
     public static func == (a: Self, b: Self) -> Bool {
         a.query?.weight == b.query?.weight && a.query?.bias == b.query?.bias && a.key?.weight == b.key?.weight
             && a.key?.bias == b.key?.bias && a.value == b.value

@@ -16,6 +16,7 @@ public enum PruningError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A batch's attention tensor does not fit the input (e.g. a Parallel block around the Fuse).
     case unexpectedAttentionShape(site: String, shape: [Int], batch: Int, sequence: Int)
 
+    /// A one-line explanation naming the fusion, site or value.
     public var description: String {
         switch self {
         case let .invalidKeep(keep, adapters):

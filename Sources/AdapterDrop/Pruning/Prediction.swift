@@ -12,6 +12,7 @@ public enum PredictionError: Error, Equatable, Sendable, CustomStringConvertible
     /// The setup activates no head and none was named.
     case noHead(setup: String)
 
+    /// A one-line explanation naming the offending layer, head or setup.
     public var description: String {
         switch self {
         case let .missingFolder(path, what):

@@ -33,6 +33,7 @@ public enum ReportValue: Sendable, Equatable, Codable, ExpressibleByStringLitera
         }
     }
 
+    /// Decodes what `encode(to:)` writes: an integer, a number (2 decimals), `"NaN"`/`"inf"`/`"-inf"`, or text.
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let i = try? container.decode(Int.self) {
@@ -88,7 +89,9 @@ public struct ReportTable: Sendable, Equatable, Codable {
 
 /// One (x, y) point of a series.
 public struct ReportPoint: Sendable, Equatable, Codable {
+    /// The x value, in the plot's x unit.
     public var x: Double
+    /// The y value, in the plot's y unit.
     public var y: Double
     /// - Parameters: the point's coordinates in the plot's units.
     public init(x: Double, y: Double) {
@@ -199,7 +202,9 @@ public struct ReportHeatMap: Sendable, Equatable, Codable {
 
 /// One named setting of the run (model, batch size, learning rate, ...), shown in file order.
 public struct ReportSetting: Sendable, Equatable, Codable {
+    /// The setting's name, e.g. `batch size`.
     public var name: String
+    /// Its value as text, with its unit, e.g. `32` or `1e-4`.
     public var value: String
     /// - Parameters: the setting's name and its value as text (with its unit).
     public init(_ name: String, _ value: String) {

@@ -39,6 +39,7 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     /// Padding to `maxLength` was requested without a `maxLength`, or a pad multiple is not positive.
     case invalidPadding(reason: String)
 
+    /// A one-line explanation naming the file and key, token or value.
     public var description: String {
         switch self {
         case let .fileUnreadable(p, r): return "cannot read \(p): \(r)"
