@@ -39,10 +39,6 @@ struct TrainingRunOptions: ParsableArguments {
     var out: String
     @Flag(help: "Replace a non-empty --out folder.")
     var overwrite = false
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print the dev metrics as JSON.")
-    var json = false
 
     func validate() throws {
         if drop != nil && robustDrop != nil { throw ValidationError("give at most one of --drop and --robust-drop") }
@@ -54,7 +50,6 @@ struct TrainingRunOptions: ParsableArguments {
         guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be ≥ 0, got \(warmupSteps)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if checkpointEvery != nil && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint DIR") }
     }
@@ -106,6 +101,13 @@ struct TrainingRunOptions: ParsableArguments {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
         if !entries.isEmpty && !overwrite { throw CLIError("--out \(out): folder is not empty (pass --overwrite to replace it)") }
     }
+}
+
+/// Rejects, before training, a batch × sequence whose training `MemoryEstimate` exceeds the limit.
+/// - Throws: `MemoryLimitError` with the estimate and the limit.
+func checkTrainingMemory(_ config: BertConfig, batch: Int, sequenceLength: Int, runtime: RuntimeOptions) throws {
+    try MemoryEstimate(config: config, batch: batch, sequenceLength: sequenceLength, mode: .training,
+                       threads: runtime.threads).check(limitBytes: try runtime.memoryLimitBytes())
 }
 
 /// Labels from `--labels a,b,c`.
@@ -204,7 +206,7 @@ struct Train: ParsableCommand {
         discussion: """
         Data: JSONL ({"text", ["text_pair",] "label"}) or CSV with the same columns. Progress goes to stderr \
         (a progress line on a terminal, log lines otherwise); the dev metrics to stdout. --out receives \
-        adapter_config.json, pytorch_adapter.safetensors, head_config.json, pytorch_model_head.safetensors (loadable \
+        adapter_config.json, adapter.safetensors, head_config.json, model_head.safetensors (loadable \
         by `adapterdrop predict --adapter DIR`) and training_result.json, all at once at the end.
         """)
 
@@ -223,6 +225,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("reduction-factor"), help: "Hidden size / bottleneck size.")
     var reductionFactor: Int = 16
     @OptionGroup var options: TrainingRunOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard ["seq_bn", "double_seq_bn", "pfeiffer", "houlsby"].contains(config) else {
@@ -234,13 +238,15 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try options.checkOutputFolder()
-        let context = ComputeContext(threads: options.threads)
+        let context = runtime.context()
         let pretrained = try loadPretrained(model)
         let trainSet = try TextClassificationDataset(contentsOf: train, labels: try parseLabelList(labels))
         guard trainSet.labels.count >= 2 else {
             throw CLIError("\(train): found \(trainSet.labels.count) label(s) \(trainSet.labels); classification needs at least 2 (or pass --labels)")
         }
         let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        try checkTrainingMemory(pretrained.encoder.config, batch: options.batchSize,
+                                sequenceLength: min(options.maxLength, pretrained.maxLength), runtime: runtime)
         let hidden = pretrained.encoder.config.hiddenSize, layers = pretrained.encoder.config.numHiddenLayers
         let adapterConfig = try BottleneckConfig.preset(config, overrides: ["reduction_factor": .int(reductionFactor)])
         guard hidden / reductionFactor >= 1 else {
@@ -263,7 +269,7 @@ struct Train: ParsableCommand {
             try adapterModel.saveAdapter(task, to: folder)
             try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: options.json, label: "dev \(devSet.source)")
+        try printDevMetrics(report, metrics, json: output.json, label: "dev \(devSet.source)")
     }
 }
 
@@ -272,7 +278,7 @@ struct Fuse: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train an AdapterFusion over frozen adapters and a classification head.",
         discussion: """
-        --out receives adapter_fusion_config.json, pytorch_model_adapter_fusion.safetensors and the head's files \
+        --out receives adapter_fusion_config.json, model_adapter_fusion.safetensors and the head's files \
         (head name = --task); use with `adapterdrop predict --adapter A --adapter B --fusion OUT --head-folder OUT \
         --setup "Fuse(A,B)"`.
         """)
@@ -290,6 +296,8 @@ struct Fuse: ParsableCommand {
     @Option(help: "Class names in index order, comma-separated (default: the training file's labels, sorted).")
     var labels: String?
     @OptionGroup var options: TrainingRunOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard adapters.count >= 2 else { throw ValidationError("give at least two --adapter folders, got \(adapters.count)") }
@@ -298,7 +306,7 @@ struct Fuse: ParsableCommand {
 
     func run() throws {
         try options.checkOutputFolder()
-        let context = ComputeContext(threads: options.threads)
+        let context = runtime.context()
         let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
         var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
         let encoder = adapterModel.encoder
@@ -314,6 +322,8 @@ struct Fuse: ParsableCommand {
             throw CLIError("\(train): found \(trainSet.labels.count) label(s); classification needs at least 2 (or pass --labels)")
         }
         let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        try checkTrainingMemory(encoder.config, batch: options.batchSize,
+                                sequenceLength: min(options.maxLength, encoder.maximumSequenceLength), runtime: runtime)
         let hidden = encoder.config.hiddenSize
         let fusion = try AdapterFusion(adapters: members, config: .dynamicPreset, hiddenSize: hidden,
                                        numLayers: encoder.config.numHiddenLayers, seed: options.seed)
@@ -337,7 +347,7 @@ struct Fuse: ParsableCommand {
             try adapterModel.saveHead(task, to: folder)
             try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: options.json, label: "dev \(devSet.source)")
+        try printDevMetrics(report, metrics, json: output.json, label: "dev \(devSet.source)")
     }
 }
 
@@ -360,17 +370,14 @@ struct Eval: ParsableCommand {
     var batchSize: Int = 32
     @Option(name: .customLong("max-length"), help: "Truncate inputs to this many tokens (longest first).")
     var maxLength: Int = 512
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
-    @Flag(help: "Print JSON: {\"adapter\", \"examples\", \"skip_layers\", metric: value …}.")
-    var json = false
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if skipLayers != nil && drop != nil { throw ValidationError("give at most one of --skip-layers and --drop") }
         if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
@@ -398,8 +405,10 @@ struct Eval: ParsableCommand {
         let dataset = try TextClassificationDataset(contentsOf: data, labels: labels)
         let trainer = try AdapterTrainer(encoder: adapterModel.encoder, adapter: trainedAdapter, head: head, options: AdapterTrainingOptions(),
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(maxLength, adapterModel.encoder.maximumSequenceLength)))
-        let metrics = try trainer.evaluate(on: dataset, skipLayers: skip, batchSize: batchSize, context: ComputeContext(threads: threads))
-        if json {
+        try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batchSize,
+                                         sequenceLength: min(maxLength, adapterModel.encoder.maximumSequenceLength))
+        let metrics = try trainer.evaluate(on: dataset, skipLayers: skip, batchSize: batchSize, context: runtime.context())
+        if output.json {
             var fields: [String: JSONValue] = ["adapter": .string(name), "examples": .int(metrics.count),
                                               "skip_layers": .ints(skip.sorted())]
             for (k, v) in metrics.namedValues { fields[k] = v.isFinite ? .double(v) : .null }

@@ -137,6 +137,9 @@ public final class AdapterTrainer {
     public let options: AdapterTrainingOptions
     /// Receives one event per optimizer step (nil: silent).
     public var progress: (any TrainingProgressReporter)?
+    /// Pre-packed frozen encoder weights for the training passes (`PackedTrainingWeights(encoder)`), or nil;
+    /// results are bitwise equal either way, packing saves re-packing every weight twice per step.
+    public var packedWeights: PackedTrainingWeights?
     private let encode: BatchEncoder
 
     /// A trainer for any module and one head per branch.
@@ -335,7 +338,8 @@ public final class AdapterTrainer {
                 // Parallel with batch replication: one forward, head i on its block of rows, one backward.
                 replicated.selectBranch(nil)
                 var rng = SeededRNG(seed: options.seed, stream: UInt64(step) &+ 1)
-                let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng, context: context)
+                let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
+                                                       packedWeights: packedWeights, context: context)
                 let rows = tape.output.shape[0], unreplicated = input.batchSize * input.sequenceLength
                 var outputGradients: [Tensor] = []
                 for (branch, head) in headModules.enumerated() {
@@ -362,14 +366,15 @@ public final class AdapterTrainer {
                     }
                     var noLayerNorms: [LayerNormGradients]? = nil
                     _ = encoder.trainingBackward(tape, outputGradient: g, trainable: module, layerNormGradients: &noLayerNorms,
-                                                 context: context)
+                                                 packedWeights: packedWeights, context: context)
                 }
             } else if fault == nil {
                 branches: for branch in 0..<headModules.count {
                     module.selectBranch(branch)
                     let head = headModules[branch]
                     var rng = SeededRNG(seed: options.seed, stream: UInt64(step) &+ 1)
-                    let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng, context: context)
+                    let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
+                                                       packedWeights: packedWeights, context: context)
                     let headTape = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength,
                                                 context: context)
                     let (loss, logitsGradient) = self.loss(head: branch, logits: headTape.logits, targets: stepTargets[branch])
@@ -382,7 +387,7 @@ public final class AdapterTrainer {
                     let dOut = head.backward(headTape, logitsGradient: logitsGradient, context: context)
                     var noLayerNorms: [LayerNormGradients]? = nil
                     _ = encoder.trainingBackward(tape, outputGradient: dOut, trainable: module,
-                                                 layerNormGradients: &noLayerNorms, context: context)
+                                                 layerNormGradients: &noLayerNorms, packedWeights: packedWeights, context: context)
                 }
             }
             let moduleGradients = module.takeGradients()
@@ -518,7 +523,7 @@ public final class AdapterTrainer {
             let input = try encode(indices.map { dataset.examples[$0] })
             var rng = SeededRNG(seed: 0)
             let tape = try encoder.trainingForward(input, trainable: module, lowestTrainedLayer: L, dropout: .off,
-                                                   rng: &rng, context: context)
+                                                   rng: &rng, packedWeights: packedWeights, context: context)
             let logitsTensor = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength,
                                             context: context).logits
             lossSum += Double(loss(head: index, logits: logitsTensor, targets: gold.floats(at: indices)).0) * Double(indices.count)
