@@ -18,6 +18,7 @@
 ///   - bias: `[out]` or nil.
 ///   - activation: applied after the bias.
 ///   - residual: `[…, out]`, added after the activation, or nil.
+///   - context: threads, GEMM backend and workspaces the op runs with.
 /// - Returns: `[…, out]`, contiguous.
 public func tiledLinear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
                         residual: Tensor? = nil, context: ComputeContext) -> Tensor {
@@ -95,7 +96,11 @@ func runTiledLinear(
 /// saving statistics: bitwise the same values as `layerNorm(x, weight:bias:eps:context:).output`.
 /// - Parameters:
 ///   - x: `[…, features]`.
-///   - weight, bias: γ, β `[features]`.
+///   - weight: γ `[features]`.
+///   - bias: β `[features]`.
+///   - eps: added to the variance.
+///   - y: the output, `x`'s shape; its old contents are never read.
+///   - context: threads, GEMM backend and workspaces the op runs with.
 public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: inout Tensor,
                       context: ComputeContext) {
     let cols = x.shape.last ?? 0, rows = cols == 0 ? 0 : x.count / cols
@@ -128,8 +133,11 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, int
 /// - Parameters:
 ///   - qkv: `[batch·seq, 3·hidden]` contiguous, the concatenated query, key and value projections.
 ///   - mask: additive key mask `[batch, seq]` (0 keep, large negative drop), or nil.
-///   - batch, sequenceLength, heads: the layout of `qkv`.
+///   - batch: sequences in `qkv`.
+///   - seq: tokens per sequence (`sequenceLength`).
+///   - heads: attention heads; `hidden = qkv.shape[1] / 3` must be a multiple of it.
 ///   - scale: multiplies the scores before the mask is added (usually `1/√d`).
+///   - context: threads, GEMM backend and workspaces the op runs with.
 /// - Returns: the attention context `[batch·seq, hidden]` (heads merged), contiguous.
 public func fusedSelfAttention(qkv: Tensor, mask: Tensor?, batch: Int, sequenceLength seq: Int, heads: Int,
                                scale: Float, context: ComputeContext) -> Tensor {

@@ -10,6 +10,7 @@
 ///   - bias: `[out]` or nil.
 ///   - activation: applied after the bias.
 ///   - residual: `[…, out]`, added after the activation, or nil.
+///   - context: threads, GEMM backend and workspaces the op runs with.
 /// - Returns: `[…, out]`, contiguous; bitwise equal to `linear(x, weight: weight.weight, …)`.
 public func tiledLinear(_ x: Tensor, weight: PackedWeight, bias: Tensor? = nil, activation: Activation = .none,
                         residual: Tensor? = nil, context: ComputeContext) -> Tensor {

@@ -9,6 +9,8 @@
 /// - Parameters:
 ///   - condition: the invariant; evaluated once.
 ///   - message: evaluated only on failure; should name the op and the shapes or values involved.
+///   - file: the caller's file, printed with the message (default: the call site).
+///   - line: the caller's line (default: the call site).
 @inlinable
 @inline(__always)
 public func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,

@@ -169,10 +169,11 @@ public struct BottleneckAdapter: Sendable {
 
     /// `pre_forward`: the adapter input, the fusion query and the adapter residual.
     /// - Parameters:
-    ///   - hidden: h `[rows, hidden]`, the sub-layer output (or the previous stacked adapter's output).
-    ///   - input: a `[rows, hidden]`, the sub-layer residual input.
+    ///   - h: `hidden`, `[rows, hidden]`, the sub-layer output (or the previous stacked adapter's output).
+    ///   - a: `input`, `[rows, hidden]`, the sub-layer residual input.
     ///   - layerNorm: the layer's own LayerNorm.
     ///   - queryBeforeLayerNorm: the fusion config's `query_before_ln`.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Returns: `(hidden, query, residual)`, each `[rows, hidden]`.
     public func preForward(hidden h: Tensor, input a: Tensor, layerNorm: SublayerLayerNorm,
                            queryBeforeLayerNorm: Bool = false,
@@ -197,6 +198,7 @@ public struct BottleneckAdapter: Sendable {
     ///   - x: adapter input `[batch·seq, hidden]`.
     ///   - residual: adapter residual `[batch·seq, hidden]`.
     ///   - sequenceLength: for the gate's mean over the sequence.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     ///   - needsUp: also return `up` separately (AdapterFusion consumes it); otherwise the residual add is
     ///     fused into the up-projection GEMM where the config allows.
     /// - Returns: `output` `[rows, hidden]` and `up` (scaled, before dropout, gate and residual) when asked.
@@ -249,7 +251,9 @@ public struct BottleneckAdapter: Sendable {
     /// - Parameters:
     ///   - output: `[rows, hidden]` composition result.
     ///   - inputHidden: h `[rows, hidden]` before the composition.
-    ///   - input: a `[rows, hidden]`.
+    ///   - a: `input`, `[rows, hidden]`, the sub-layer residual input.
+    ///   - layerNorm: the layer's own LayerNorm (applied with `original_ln_after`).
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     public func postForward(_ output: Tensor, inputHidden: Tensor, input a: Tensor, layerNorm: SublayerLayerNorm,
                             context: ComputeContext) -> Tensor {
         var out = output

@@ -260,7 +260,9 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Decodes a float tensor (F32, F16, BF16 or F64) into `destination` as fp32 (exact except F64, which
     /// rounds to nearest).
-    /// - Parameter destination: exactly `info(name).elementCount` elements.
+    /// - Parameters:
+    ///   - name: the tensor.
+    ///   - destination: exactly `info(name).elementCount` elements.
     /// - Throws: `tensorNotFound`, `dtypeMismatch` for an integer tensor, `nonFiniteValues` if
     ///   `options.rejectNonFinite` is set and the converted tensor holds NaN/Inf (F64 values beyond the fp32
     ///   range count as Inf). `destination` may have been written when it throws.

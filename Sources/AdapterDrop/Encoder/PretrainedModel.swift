@@ -67,6 +67,7 @@ public struct PretrainedModel: Sendable {
     ///   - pooling: `.mean` (sentence-transformers) or `.cls`.
     ///   - normalize: L2-normalise each row.
     ///   - truncation: see `tokenize`.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Throws: as `tokenize` and `BertEncoder.callAsFunction`.
     public func embed(_ texts: [String], pooling: Pooling.Mode = .mean, normalize: Bool = false,
                       truncation: TruncationStrategy? = nil, context: ComputeContext) throws -> Tensor {

@@ -205,6 +205,7 @@ public struct AdapterFusion: Sendable {
     ///   - query: `[rows, H]`.
     ///   - ups: N tensors `[rows, H]`, the adapters' up-projections.
     ///   - residual: `[rows, H]`.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Returns: the context `[rows, H]` and the attention probabilities `[rows, N]`.
     public func forward(site: AdapterSite, query: Tensor, ups: [Tensor], residual: Tensor,
                         context: ComputeContext) -> (output: Tensor, probabilities: Tensor) {

@@ -161,6 +161,7 @@ public struct PredictionHead: Sendable {
     /// - Parameters:
     ///   - lastHiddenState: `[batch, seq, hidden]`.
     ///   - pooled: the pooler output `[batch, hidden]` (needed with `use_pooler`).
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Returns: `[batch, numLabels]`, or `[batch, seq, numLabels]` for tagging.
     public func callAsFunction(lastHiddenState: Tensor, pooled: Tensor?, context: ComputeContext) -> Tensor {
         var x: Tensor
@@ -183,8 +184,10 @@ public struct PredictionHead: Sendable {
 
     /// The training loss of logits against labels, as the reference head computes it: MSE for one label,
     /// BCE-with-logits for multi-label, else cross-entropy (tagging: over tokens with label ≠ −100).
-    /// - Parameter labels: class indices `[batch]` (tagging `[batch·seq]`), or targets `[batch·numLabels]` as
-    ///   floats for regression/multi-label.
+    /// - Parameters:
+    ///   - logits: the head's output, `[batch, numLabels]` (tagging `[batch, seq, numLabels]`).
+    ///   - labels: class indices `[batch]` (tagging `[batch·seq]`), or targets `[batch·numLabels]` as
+    ///     floats for regression/multi-label.
     /// - Throws: `AdapterError.invalidLabels` for a count that does not match the logits.
     public func loss(logits: Tensor, labels: [Float]) throws -> LossOutput {
         if config.numLabels == 1 && config.headType == .classification {

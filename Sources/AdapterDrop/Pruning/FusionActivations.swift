@@ -167,7 +167,9 @@ public struct FusionActivationCollector: Sendable {
     }
 
     /// Runs one batch and adds its unmasked tokens.
-    /// - Parameter input: ids, mask and type ids `[batch, seq]`.
+    /// - Parameters:
+    ///   - input: ids, mask and type ids `[batch, seq]`.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Throws: model errors; `PruningError.unexpectedAttentionShape`.
     public mutating func add(_ input: EncoderInput, context: ComputeContext) throws {
         let out = try model(input, setup: setup, heads: [], skipLayers: skipLayers, outputFusionAttentions: true, context: context)

@@ -61,8 +61,14 @@ extension AdapterModel {
 
     /// Collects average activations of `fusionName` over batches and prunes it to the top `keep` adapters.
     /// - Parameters:
-    ///   - batches: inputs `[batch, seq]` (padding excluded through their masks).
+    ///   - fusionName: the fusion to prune (its name, e.g. `f1,f2,f3`).
+    ///   - keep: how many adapters to keep, `1...N`.
     ///   - scope: `.global` or `.perLayer` (see `FusionActivationTable.Scope`).
+    ///   - batches: inputs `[batch, seq]` (padding excluded through their masks).
+    ///   - setup: the setup the activations are collected under; nil for `Fuse(<the fusion's adapters>)`.
+    ///   - skipLayers: AdapterDrop layers without adapters while collecting (they contribute nothing).
+    ///   - name: the pruned fusion's name; nil for the kept adapter names joined by commas.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Returns: the activation table and the pruned model.
     /// - Throws: `PruningError` (`.invalidKeep` for k = 0 or k > N, `.noActivations`), model errors.
     public func pruneFusion(_ fusionName: String, keep: Int, scope: FusionActivationTable.Scope = .global,

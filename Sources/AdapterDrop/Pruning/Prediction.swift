@@ -69,8 +69,9 @@ extension AdapterModel {
     /// - Parameters:
     ///   - input: `[batch, seq]`.
     ///   - setup: nil for the base model (then `heads` must name at least one head).
-    ///   - heads: nil = the setup's default heads.
+    ///   - headNames: `heads`; nil = the setup's default heads.
     ///   - skipLayers: AdapterDrop layers, each in `0 ..< numHiddenLayers`.
+    ///   - context: threads, GEMM backend and workspaces the op runs with.
     /// - Throws: `PredictionError.skipLayerOutOfRange`, `.noHead`; setup errors (`AdapterError.unknownAdapter`, …).
     public func predict(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]? = nil,
                         skipLayers: Set<Int> = [], context: ComputeContext) throws -> PredictionResult {

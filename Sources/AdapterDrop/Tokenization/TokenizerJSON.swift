@@ -12,6 +12,7 @@ extension SubwordTokenizer {
     /// - Parameters:
     ///   - url: path of `tokenizer.json`.
     ///   - padToken: padding token; nil takes `padding.pad_token` from the file, else `[PAD]` or `<pad>`.
+    ///   - limits: file size, entry count and JSON depth bounds.
     /// - Throws: `TokenizerError` naming the file and key: unreadable/too large/invalid UTF-8/invalid JSON,
     ///   `missingKey` (e.g. `model.vocab`), `unsupportedModelType` (e.g. `model.type` = `Unigram`),
     ///   `unsupportedOption`, empty/duplicate vocabulary, tokens missing from the vocabulary.

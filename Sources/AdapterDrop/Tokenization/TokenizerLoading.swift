@@ -13,7 +13,13 @@ extension SubwordTokenizer {
     ///   - lowercase: `do_lower_case`.
     ///   - stripAccents: `strip_accents`; nil follows `lowercase` (HF default).
     ///   - tokenizeChineseChars: pad CJK ideographs with spaces.
+    ///   - unknownToken: replaces words the vocabulary cannot split (must be in the vocabulary).
+    ///   - classifierToken: starts every sequence (must be in the vocabulary).
+    ///   - separatorToken: ends each sequence of the input (must be in the vocabulary).
+    ///   - padToken: fills padded positions (must be in the vocabulary).
+    ///   - maskToken: registered as a special token when the vocabulary has it.
     ///   - maxInputCharsPerWord: longer words (in Unicode scalars) become `[UNK]` (HF default 100).
+    ///   - limits: file size and entry count bounds.
     /// - Throws: `TokenizerError` naming the file: unreadable, too large, invalid UTF-8, empty, duplicate
     ///   entry (with its line), too many entries, or a required special token missing.
     public static func bertWordPiece(
@@ -72,6 +78,19 @@ extension SubwordTokenizer {
     /// `transformers.RobertaTokenizerFast(vocab_file, merges_file)`: `ByteLevel` pre-tokenizer, BPE without
     /// an unknown token, `<s> A </s></s> B </s>` (type ids all 0), `<mask>` with `lstrip`.
     ///
+    /// - Parameters:
+    ///   - vocabularyFile: `vocab.json`, an object token → id (read with the library's JSON parser: keys
+    ///     compared byte for byte, ids integer literals).
+    ///   - mergesFile: `merges.txt`, one `left right` pair per line in rank order (an optional `#version`
+    ///     first line is skipped).
+    ///   - addPrefixSpace: add a space before the text, as `add_prefix_space` does.
+    ///   - beginToken: starts every sequence (must be in the vocabulary).
+    ///   - endToken: ends every sequence (must be in the vocabulary).
+    ///   - padToken: fills padded positions (must be in the vocabulary).
+    ///   - unknownToken: registered as a special token when the vocabulary has it (byte-level BPE never
+    ///     produces it).
+    ///   - maskToken: registered as a special token with `lstrip` when the vocabulary has it.
+    ///   - limits: file size, entry count and JSON depth bounds.
     /// - Throws: `TokenizerError` naming the file: unreadable, too large, invalid UTF-8 or JSON, empty or
     ///   duplicate entries, a malformed merge line, a merge whose parts or result are not in the vocabulary.
     public static func byteLevelBPE(
