@@ -16,7 +16,7 @@ struct AdapterDropCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed against baselines run in the same process.",
-        subcommands: [Kernels.self, EncoderBenchCommand.self, DropBenchCommand.self, TrainBenchCommand.self]
+        subcommands: [Kernels.self, EncoderBenchCommand.self, DropBenchCommand.self, TrainBenchCommand.self, FusionBenchCommand.self]
     )
 
     struct Kernels: ParsableCommand {

@@ -269,8 +269,10 @@ public struct AdapterModel: Sendable {
     }
 
     /// `callAsFunction(_:setup:heads:skipLayers:outputFusionAttentions:keepHiddenStates:context:)`; with `buffered`
-    /// false every setup takes the general `CompositionHook` path (tests compare the two).
-    func run(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]?, skipLayers: Set<Int>,
+    /// false every setup takes the general `CompositionHook` path (same values; tests and `bench drop --hook-path`
+    /// compare the two).
+    /// - Throws: as `callAsFunction`.
+    public func run(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]?, skipLayers: Set<Int>,
              outputFusionAttentions: Bool, keepHiddenStates: Bool, buffered: Bool,
              context: ComputeContext) throws -> AdapterModelOutput {
         let batch = input.batchSize

@@ -5,11 +5,11 @@ import Foundation
 
 /// `adapterdrop bench drop`: parallel multi-task inference with AdapterDrop (the paper's Table 2 / Figure 2 view).
 ///
-/// For each task count N and each number n of dropped layers: one seq_bn adapter (+ classification head) per task,
-/// run as `Parallel(task0, …, taskN−1)` with `skipLayers = 0..<n`, so the layers below n run once for the whole
-/// batch and the batch is replicated N times from layer n on. Every (N, n) is timed interleaved with its no-drop
-/// baseline (n = 0) in the same process; the speed-up is that pair's median time(n = 0) / time(n), so it can differ
-/// slightly from the ratio of the printed ms columns (the n = 0 row is its own, separate measurement).
+/// For each task count N: one seq_bn adapter (+ classification head) per task, run as `Parallel(task0, …, taskN−1)`
+/// with `skipLayers = 0..<n` for every requested n, so the layers below n run once for the whole batch and the batch
+/// is replicated N times from layer n on. For each N, all n and the plain encoder (no adapters, the caller's batch:
+/// the "single-task encoder") are timed interleaved in one set of rounds in the same process; the speed-up of a row
+/// is median time(n = 0) / median time(n) from that set (n = 0 is always measured, printed only if requested).
 struct DropBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drop",
@@ -17,7 +17,7 @@ struct DropBenchCommand: ParsableCommand {
         discussion: """
             The weights are RANDOM (seeded; BERT initialisation for the encoder, AdapterHub "bert" init for adapters \
             and heads): the speed is representative, the outputs are not. Token ids are the same deterministic \
-            batch as `bench encoder`.
+            batch as `bench encoder`. The estimated run time is printed before timing starts.
             """)
 
     @Option(help: "Built-in model shape with random weights: bert-base or minilm.")
@@ -31,8 +31,12 @@ struct DropBenchCommand: ParsableCommand {
     @Option(help: "Tokens per sequence.")
     var seq: Int = 128
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: "Timed repetitions per configuration (medians are reported).")
+    @Option(help: "Timed rounds per task count (every variant once per round; medians are reported).")
     var repetitions: Int = 5
+    @Flag(help: "Hold the encoder's weight matrices pre-packed for the GEMM (as `bench encoder --prepack`).")
+    var prepack = false
+    @Flag(help: "Also time every configuration through the general composition hook (the path before the buffered one) in the same rounds.")
+    var compareHookPath = false
     @OptionGroup var jsonFile: JSONFileOption
 
     static func parseList(_ text: String, option: String) throws -> [Int] {
@@ -66,14 +70,20 @@ struct DropBenchCommand: ParsableCommand {
         }
     }
 
+    /// Relative cost of dropping `n` of `layers` layers with `tasks` tasks: layers below n run once, the rest N times.
+    static func relativeCost(dropped n: Int, layers: Int, tasks: Int) -> Double {
+        Double(n + (layers - n) * tasks) / Double(layers * tasks)
+    }
+
     func run() throws {
         #if DEBUG
         print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
         #endif
         let c = EncoderBench.builtinConfig(config)!
         let taskCounts = try Self.parseList(tasks, option: "--tasks")
-        let drops = try Self.parseList(drop, option: "--drop")
-        let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42))
+        let requested = try Self.parseList(drop, option: "--drop")
+        let drops = Array(Set(requested + [0])).sorted()
+        let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42), prepackWeights: prepack)
         var model = AdapterModel(encoder: encoder, modelName: config)
         let maxTasks = taskCounts.max() ?? 1
         for t in 0..<maxTasks {
@@ -82,34 +92,55 @@ struct DropBenchCommand: ParsableCommand {
                                          hiddenSize: c.hiddenSize, seed: UInt64(100 + t)))
         }
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: c.vocabSize)
-        let context = runtime.context()
-        print("model: \(config) (RANDOM weights), seq_bn adapters (reduction factor 16), batch \(batch), seq \(seq), "
-              + "threads \(runtime.threads), ISA \(KernelISA.active.rawValue)")
+        let threads = runtime.threads, context = runtime.context()
+        print("model: \(config) (RANDOM weights\(prepack ? ", prepacked" : "")), seq_bn adapters (reduction factor 16), "
+              + "batch \(batch), seq \(seq), threads \(threads), ISA \(KernelISA.active.rawValue), "
+              + (compareHookPath ? "buffered path and general hook path" : "buffered path"))
+        let layers = c.numHiddenLayers
+        func setup(_ n: Int) throws -> (AdapterComposition, [String]) {
+            let names = (0..<n).map { "task\($0)" }
+            return (try AdapterComposition.parse(n == 1 ? names[0] : "Parallel(\(names.joined(separator: ",")))")!, names)
+        }
+        // One checked, timed run per task count first: an input the model rejects is an error instead of a timing
+        // of nothing, and the times give the estimate printed before the real timing starts.
+        var estimate = 0.0
+        for n in taskCounts {
+            let (s, names) = try setup(n)
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try model.predict(input, setup: s, heads: names, context: context)
+            let t0 = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            let round = t0 * (drops.map { Self.relativeCost(dropped: $0, layers: layers, tasks: n) }.reduce(0, +)
+                              * (compareHookPath ? 2 : 1) + 1 / Double(n))
+            estimate += round * Double(repetitions + 1)
+        }
+        print(String(format: "estimated time: %.0f s (%d task counts × %d variants × %d rounds + 1 warm-up round; from one run each)",
+                     estimate, taskCounts.count, drops.count * (compareHookPath ? 2 : 1) + 1, repetitions))
         var rows: [DropBenchRow] = []
         for n in taskCounts {
-            let names = (0..<n).map { "task\($0)" }
-            let setup = try AdapterComposition.parse(n == 1 ? names[0] : "Parallel(\(names.joined(separator: ",")))")
-            // One checked run first, so an input the model rejects is an error instead of a timing of nothing.
-            _ = try model(input, setup: setup, heads: names, skipLayers: [], context: context)
-            func run(_ dropped: Int) -> () -> Void {
-                { _ = try? model(input, setup: setup, heads: names, skipLayers: Set(0..<dropped), context: context) }
-            }
-            // Each dropped-layer count is timed interleaved with the no-drop baseline; the speed-up is the ratio of
-            // that pair's medians.
-            for d in drops {
-                let row: DropBenchRow
-                if d == 0 {
-                    let t = InterleavedTimer.medians([.init(name: "n=0", run: run(0))], repetitions: repetitions, warmup: 1)
-                    row = DropBenchRow(tasks: n, droppedLayers: 0, threads: runtime.threads, ms: t[0] * 1e3, speedupVsNoDrop: 1)
-                } else {
-                    let t = InterleavedTimer.medians([.init(name: "n=0", run: run(0)), .init(name: "n=\(d)", run: run(d))],
-                                                     repetitions: repetitions, warmup: 1)
-                    row = DropBenchRow(tasks: n, droppedLayers: d, threads: runtime.threads, ms: t[1] * 1e3,
-                                       speedupVsNoDrop: t[0] / t[1])
+            let (s, names) = try setup(n)
+            var variants = [InterleavedTimer.Variant(name: "encoder", run: { _ = try? encoder(input, context: context) })]
+            for buffered in compareHookPath ? [true, false] : [true] {
+                for d in drops {
+                    let skip = Set(0..<d)
+                    variants.append(.init(name: "\(buffered ? "" : "hook ")n=\(d)", run: {
+                        _ = try? model.run(input, setup: s, heads: names, skipLayers: skip, outputFusionAttentions: false,
+                                           keepHiddenStates: false, buffered: buffered, context: context)
+                    }))
                 }
+            }
+            let t = InterleavedTimer.medians(variants, repetitions: repetitions, warmup: 1)
+            let encoderTime = t[0], noDrop = t[1]
+            for (i, d) in drops.enumerated() where requested.contains(d) {
+                let row = DropBenchRow(tasks: n, droppedLayers: d, threads: threads, ms: t[i + 1] * 1e3,
+                                       speedupVsNoDrop: noDrop / t[i + 1], encoderMs: encoderTime * 1e3)
                 rows.append(row)
-                print(String(format: "tasks %2d  dropped %2d  %9.1f ms  speed-up vs no drop %.2f×", n, d, row.ms,
-                             row.speedupVsNoDrop))
+                var line = String(format: "tasks %2d  dropped %2d  %9.1f ms  speed-up vs no drop %.2f×  = %.2f× the single-task encoder (%.1f ms)",
+                                  n, d, row.ms, row.speedupVsNoDrop, t[i + 1] / encoderTime, encoderTime * 1e3)
+                if compareHookPath {
+                    let hook = t[1 + drops.count + i]
+                    line += String(format: "  hook path %.1f ms (buffered %.2f× faster)", hook * 1e3, hook / t[i + 1])
+                }
+                print(line)
             }
         }
         if let json = jsonFile.path { try writeJSON(rows, to: json) }
@@ -125,11 +156,14 @@ struct DropBenchRow: Codable {
     let ms: Double
     /// time(no drop) / time(this), both measured in this run.
     let speedupVsNoDrop: Double
+    /// Median milliseconds of the plain encoder (no adapters) on the same batch, timed in the same rounds.
+    let encoderMs: Double
 
     enum CodingKeys: String, CodingKey {
         case tasks
         case droppedLayers = "dropped_layers"
         case threads, ms
         case speedupVsNoDrop = "speedup_vs_no_drop"
+        case encoderMs = "encoder_ms"
     }
 }
