@@ -115,7 +115,7 @@ struct DropBenchCommand: ParsableCommand {
         }
         print(String(format: "estimated time: %.0f s (%d task counts × %d variants × %d rounds + 1 warm-up round; from one run each)",
                      estimate, taskCounts.count, drops.count * (compareHookPath ? 2 : 1) + 1, repetitions))
-        fflush(stdout)  // shown before the timing starts even when stdout is a file or pipe
+        fflush(nil)  // shown before the timing starts even when stdout is a file or pipe
         var rows: [DropBenchRow] = []
         for n in taskCounts {
             let (s, names) = try setup(n)
@@ -142,7 +142,7 @@ struct DropBenchCommand: ParsableCommand {
                     line += String(format: "  hook path %.1f ms (buffered %.2f× faster)", hook * 1e3, hook / t[i + 1])
                 }
                 print(line)
-                fflush(stdout)
+                fflush(nil)
             }
         }
         if let json = jsonFile.path { try writeJSON(rows, to: json) }
