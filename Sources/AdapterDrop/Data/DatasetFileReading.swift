@@ -61,38 +61,8 @@ struct DatasetFileBytes {
     }
 
     /// Index of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no overlong forms,
-    /// no surrogates, nothing above U+10FFFF), or nil when all of `bytes` is valid.
-    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            let lead = bytes[i]
-            if lead < 0x80 {
-                i += 1
-                continue
-            }
-            var need = 0
-            var low: UInt8 = 0x80, high: UInt8 = 0xBF  // allowed range of the second byte
-            switch lead {
-            case 0xC2...0xDF: need = 1
-            case 0xE0: need = 2; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: need = 2
-            case 0xED: need = 2; high = 0x9F
-            case 0xF0: need = 3; low = 0x90
-            case 0xF1...0xF3: need = 3
-            case 0xF4: need = 3; high = 0x8F
-            default: return i
-            }
-            for k in 1...need {
-                guard i + k < n else { return i }
-                let byte = bytes[i + k]
-                let (lo, hi) = k == 1 ? (low, high) : (UInt8(0x80), UInt8(0xBF))
-                guard byte >= lo && byte <= hi else { return i }
-            }
-            i += need + 1
-        }
-        return nil
-    }
+    /// no surrogates, nothing above U+10FFFF), or nil when all of `bytes` is valid (the JSON parser's validator).
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? { JSONParser.firstInvalidUTF8Offset(bytes) }
 }
 
 /// One record read from a file, before label mapping.
@@ -105,32 +75,12 @@ struct RawTextRecord {
 
 // MARK: - JSONL
 
-/// A JSON value in a JSONL record, as far as the loader needs to tell types apart.
-private enum JSONLField: Decodable {
-    case string(String)
-    case integer(Int)
-    case number(Double)
-    case bool(Bool)
-    case null
-    case array
-    case object
-
-    init(from decoder: Decoder) throws {
-        if let single = try? decoder.singleValueContainer() {
-            if single.decodeNil() { self = .null; return }
-            if let s = try? single.decode(String.self) { self = .string(s); return }
-            if let b = try? single.decode(Bool.self) { self = .bool(b); return }
-            if let i = try? single.decode(Int.self) { self = .integer(i); return }
-            if let d = try? single.decode(Double.self) { self = .number(d); return }
-        }
-        if (try? decoder.container(keyedBy: AnyCodingKey.self)) != nil { self = .object; return }
-        self = .array
-    }
-
-    var typeName: String {
+extension JSONValue {
+    /// The type as the dataset errors name it (`a string`, `an array`, ...).
+    fileprivate var datasetTypeName: String {
         switch self {
         case .string: return "a string"
-        case .integer, .number: return "a number"
+        case .number: return "a number"
         case .bool: return "a boolean"
         case .null: return "null"
         case .array: return "an array"
@@ -139,20 +89,12 @@ private enum JSONLField: Decodable {
     }
 }
 
-private struct AnyCodingKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { stringValue = String(intValue); self.intValue = intValue }
-}
-
 enum JSONLRecordReader {
     /// Reads one record per non-blank line. `text` and `label` are required; `textPair` is optional (absent or
     /// null). A label may be a string or an integer (taken as its decimal text).
     static func read(_ file: DatasetFileBytes, options: DatasetLoadOptions) throws -> [RawTextRecord] {
         let bytes = file.bytes
         var records: [RawTextRecord] = []
-        let decoder = JSONDecoder()
         var lineNumber = 0
         var start = 0
         while start < bytes.count {
@@ -162,41 +104,32 @@ enum JSONLRecordReader {
             if lineEnd > start && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
             let line = bytes[start..<lineEnd]
             start = end + 1
-            guard let first = line.first(where: { !Self.isJSONWhitespace($0) }) else { continue }  // blank line
+            guard line.contains(where: { !Self.isJSONWhitespace($0) }) else { continue }  // blank line
 
-            let data = Data(line)
-            if first != UInt8(ascii: "{") {
-                // Valid JSON of another type, or not JSON at all?
-                do {
-                    let value = try decoder.decode(JSONLField.self, from: data)
-                    throw DatasetError.notAnObject(file: file.file, line: lineNumber,
-                                                   found: String(value.typeName.split(separator: " ").last!))
-                } catch let error as DatasetError {
-                    throw error
-                } catch {
-                    throw DatasetError.invalidJSON(file: file.file, line: lineNumber, reason: Self.describe(error))
-                }
-            }
-            let object: [String: JSONLField]
+            // The file was validated as UTF-8 already; the shared parser bounds depth and rejects duplicate keys.
+            let value: JSONValue
             do {
-                object = try decoder.decode([String: JSONLField].self, from: data)
+                value = try JSONParser.parse(Array(line), limits: Self.lineLimits, keyEquality: .canonicalEquivalence)
             } catch {
-                throw DatasetError.invalidJSON(file: file.file, line: lineNumber, reason: Self.describe(error))
+                throw DatasetError.invalidJSON(file: file.file, line: lineNumber, reason: error.message)
+            }
+            guard value.members != nil else {
+                throw DatasetError.notAnObject(file: file.file, line: lineNumber, found: value.typeName)
             }
 
             func string(_ key: String, required: Bool, allowInteger: Bool = false) throws -> String? {
-                guard let value = object[key] else {
+                guard let field = value[key] else {
                     if required { throw DatasetError.missingField(file: file.file, line: lineNumber, field: key) }
                     return nil
                 }
-                switch value {
+                switch field {
                 case let .string(s): return s
-                case let .integer(i) where allowInteger: return String(i)
+                case .number where allowInteger && field.exactInt != nil: return String(field.exactInt!)
                 case .null where !required: return nil
                 default:
                     throw DatasetError.invalidFieldType(
                         file: file.file, line: lineNumber, field: key,
-                        expected: allowInteger ? "a string or an integer" : "a string", found: value.typeName)
+                        expected: allowInteger ? "a string or an integer" : "a string", found: field.datasetTypeName)
                 }
             }
             let text = try string(options.textField, required: true)!
@@ -211,16 +144,8 @@ enum JSONLRecordReader {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 
-    private static func describe(_ error: Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            if let underlying = context.underlyingError {
-                return (underlying as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-                    ?? context.debugDescription
-            }
-            return context.debugDescription
-        }
-        return String(describing: error)
-    }
+    /// Bounds for one JSONL line: nesting depth 64 (the file size is bounded by the caller).
+    static let lineLimits = JSONParser.Limits(maxDepth: 64, maxBytes: Int.max)
 }
 
 // MARK: - CSV (RFC 4180)

@@ -141,14 +141,18 @@ public struct TextClassificationDataset: Sendable {
     ///   `.invalidJSON`, `.invalidLabelList` (not an array of strings, empty, or a repeated label).
     public static func readLabelList(path: String, maxFileBytes: Int = 16 << 20) throws -> [String] {
         let file = try DatasetFileBytes(path: path, limit: maxFileBytes)
-        let value: [String]
+        let json: JSONValue
         do {
-            value = try JSONDecoder().decode([String].self, from: Data(file.bytes))
-        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
-            throw DatasetError.invalidJSON(file: path, line: 1, reason: context.debugDescription)
+            json = try JSONParser.parse(file.bytes, limits: JSONParser.Limits(maxDepth: 8, maxBytes: maxFileBytes))
         } catch {
+            let line = file.bytes.prefix(error.offset).reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            throw DatasetError.invalidJSON(file: path, line: line, reason: error.message)
+        }
+        guard let elements = json.array, case let strings = elements.compactMap(\.string), strings.count == elements.count
+        else {
             throw DatasetError.invalidLabelList(file: path, reason: "expected a JSON array of strings")
         }
+        let value = strings
         try validate(labels: value, file: path)
         return value
     }

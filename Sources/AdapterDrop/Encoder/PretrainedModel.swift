@@ -95,17 +95,19 @@ public struct PretrainedModel: Sendable {
         throw PretrainedModelError.noTokenizer(folder: url.path)
     }
 
-    private static func jsonObject(_ url: URL) -> [String: Any]? {
+    /// An optional side file (`tokenizer_config.json`, `sentence_bert_config.json`): nil when absent, over
+    /// 1 MiB or not valid JSON (these files only refine defaults, so a bad one is ignored).
+    private static func jsonObject(_ url: URL) -> JSONValue? {
         guard let data = try? Data(contentsOf: url), data.count < 1 << 20 else { return nil }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        return try? JSONParser.parse([UInt8](data), limits: .configFile)
     }
 
     private static func jsonInt(_ url: URL, key: String) -> Int? {
-        guard let n = jsonObject(url)?[key] as? NSNumber, n.doubleValue < 1e9 else { return nil }
-        return n.intValue
+        guard let n = jsonObject(url)?[key]?.exactInt, n < 1_000_000_000 else { return nil }
+        return n
     }
 
-    private static func jsonBool(_ url: URL, key: String) -> Bool? { jsonObject(url)?[key] as? Bool }
+    private static func jsonBool(_ url: URL, key: String) -> Bool? { jsonObject(url)?[key]?.bool }
 }
 
 /// Errors of `PretrainedModel`.
