@@ -8,7 +8,8 @@ struct AdapterDropCommand: ParsableCommand {
         commandName: "adapterdrop",
         abstract: "Adapters, AdapterFusion and AdapterDrop for BERT-family encoders on the CPU.",
         version: adapterDropVersion,
-        subcommands: [Embed.self, Tokenize.self, Encode.self, Predict.self, Prune.self, Train.self, Eval.self, Fuse.self, Bench.self]
+        subcommands: [Embed.self, Tokenize.self, Encode.self, Predict.self, Prune.self, Train.self, Eval.self, Fuse.self, Bench.self,
+                      DemoCommand.self]
     )
 }
 

@@ -1,0 +1,392 @@
+// The end-to-end AdapterDrop demo as a library type (the `adapterdrop demo` command is a thin wrapper):
+// (1) train one seq_bn adapter + head per task and regime, (2) evaluate each at n = 0…L−1 dropped layers,
+// (3) time all task adapters in Parallel at n = 0…L−1 and 1…N tasks, (4) AdapterFusion + pruning (pending until a
+// fusion trainer exists), (5) write results/<run>/ with ReportWriter, (6) return what the CLI summarises.
+// Rücklé et al., "AdapterDrop: On the Efficiency of Adapters in Transformers", EMNLP 2021 (Table 2, Table 8, §5.2).
+import AdapterCore
+import Foundation
+
+/// What the demo reports while it runs (the CLI draws progress bars from these).
+public enum DemoEvent: Sendable {
+    /// A step begins: `index` 1…6, a title.
+    case step(index: Int, title: String)
+    /// A line of information.
+    case message(String)
+    /// Training progress of one adapter; sent before each step and once at the end (`step == steps`).
+    case training(DemoTrainingProgress)
+    /// Progress of a long loop that is not training (evaluation, timing): `done` of `total` units.
+    case work(label: String, done: Int, total: Int, elapsed: Double)
+}
+
+/// One training progress report.
+public struct DemoTrainingProgress: Sendable {
+    /// `task / regime`, e.g. `movie-sentiment / robust AdapterDrop`.
+    public var label: String
+    /// Steps done and in total.
+    public var step: Int, steps: Int
+    /// Examples done.
+    public var examples: Int
+    /// Wall-clock seconds since this adapter's training began.
+    public var elapsed: Double
+    /// Mean loss of the steps done so far in this run (nil before the first step has reported one).
+    public var loss: Double?
+
+    /// Examples per second so far.
+    public var examplesPerSecond: Double { elapsed > 0 ? Double(examples) / elapsed : 0 }
+    /// Estimated seconds left for this adapter.
+    public var secondsLeft: Double? { step > 0 ? elapsed / Double(step) * Double(steps - step) : nil }
+}
+
+/// The end-to-end demo (see the file header and docs/demo.md).
+///
+/// ```swift
+/// let demo = try AdapterDropDemo(settings: .quick(runName: "quick-1"))
+/// let (results, outcome) = try demo.run { event in print(event) }
+/// print(outcome.folder.path, results.keptPercent(.robust, dropped: 2) ?? .nan)
+/// ```
+public final class AdapterDropDemo {
+    /// The run's settings.
+    public let settings: DemoSettings
+    /// Where plots come from (tests disable gnuplot or point at a fake one).
+    public var gnuplot: GnuplotSetting = .automatic
+    /// The machine facts written into the report (tests pass fixed ones).
+    public var machine: MachineInfo?
+
+    /// - Throws: `DemoError.invalidSetting` for out-of-range numbers, `ReportError.invalidRunName`.
+    public init(settings: DemoSettings) throws {
+        try settings.validate()
+        try ReportWriter.validateRunName(settings.runName)
+        self.settings = settings
+    }
+
+    // MARK: - Loaded state
+
+    struct LoadedTask {
+        var summary: DemoTaskSummary
+        var labels: [String]
+        var train: TextClassificationDataset
+        var test: TextClassificationDataset
+    }
+
+    struct Tokenized: Hashable {
+        var ids: [Int]
+        var typeIds: [Int]
+    }
+
+    private var pretrained: PretrainedModel!
+    private var loaded: [LoadedTask] = []
+    private var tokens: [TextExample: Tokenized] = [:]
+
+    private var layers: Int { pretrained.encoder.config.numHiddenLayers }
+
+    /// The adapter (and head) name of a task and regime: `<task>_<regime>`.
+    public static func adapterName(task: String, regime: DemoRegime) -> String { "\(task)_\(regime.identifier)" }
+
+    /// The regimes trained: standard, robust, then each specialized n that is below the layer count.
+    func regimes(layers: Int) -> [DemoRegime] {
+        [.standard, .robust] + settings.specializedDrops.filter { $0 < layers }.map { .specialized($0) }
+    }
+
+    // MARK: - Run
+
+    /// Runs all steps and writes the report.
+    ///
+    /// Nothing is written before every input has been loaded and checked, and the run folder appears in one
+    /// rename at the end (`ReportWriter`), so a failure leaves nothing in `resultsFolder`.
+    /// - Parameter progress: called synchronously with `DemoEvent`s.
+    /// - Returns: the measurements and where the report went.
+    /// - Throws: `DemoError`, `DatasetError` (unknown label, empty file, …), model-folder, tokenizer and
+    ///   checkpoint errors, `ReportError`, `AdapterError`, `EncoderError`.
+    public func run(progress: (DemoEvent) -> Void = { _ in }) throws -> (DemoResults, ReportOutcome) {
+        let resultsURL = URL(fileURLWithPath: settings.resultsFolder)
+        let target = resultsURL.appendingPathComponent(settings.runName)
+        if FileManager.default.fileExists(atPath: target.path) { throw DemoError.runExists(path: target.path) }
+        let context = ComputeContext(threads: settings.threads)
+        var stepSeconds: [String: Double] = [:]
+        func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let start = Self.wallSeconds()
+            defer { stepSeconds[name] = Self.wallSeconds() - start }
+            return try body()
+        }
+
+        progress(.step(index: 0, title: "Loading the model and \(settings.tasks.count) tasks"))
+        try timed("load") { try load(progress: progress) }
+
+        progress(.step(index: 1, title: "Training task adapters (\(regimes(layers: layers).map(\.description).joined(separator: ", ")))"))
+        let (model, training) = try timed("train") { try train(context: context, progress: progress) }
+
+        progress(.step(index: 2, title: "Evaluating every adapter at n = 0…\(layers - 1) dropped layers"))
+        let evaluations = try timed("evaluate") { try evaluate(model: model, context: context, progress: progress) }
+
+        progress(.step(index: 3, title: "Multi-task inference: Parallel adapters, n = 0…\(layers - 1), 1…\(settings.speedTaskCounts.max()!) tasks"))
+        let speed = try timed("speed") { try measureSpeed(model: model, context: context, progress: progress) }
+
+        progress(.step(index: 4, title: "AdapterFusion over the task adapters and pruning"))
+        let fusion = timed("fusion") { fusionStep(progress: progress) }
+
+        let results = DemoResults(settings: settings, modelName: pretrained.url.lastPathComponent, layers: layers,
+                                  hiddenSize: pretrained.encoder.config.hiddenSize, modelMaxLength: pretrained.maxLength,
+                                  tasks: loaded.map(\.summary), training: training, evaluations: evaluations, speed: speed,
+                                  mixedTaskNote: "pending: a mixed-task batch (each text answered by its own task's "
+                                    + "adapter in one batch) needs an API that is not on main yet",
+                                  fusion: fusion, stepSeconds: stepSeconds)
+
+        progress(.step(index: 5, title: "Writing the report"))
+        // The adapters go into a hidden folder first and are renamed into the run folder once the report is in place.
+        let fm = FileManager.default
+        let staging = resultsURL.appendingPathComponent(".tmp-adapters-\(settings.runName)-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: staging) }
+        try saveAdapters(model, into: staging, training: training)
+        let writer = ReportWriter(resultsDirectory: resultsURL, gnuplot: gnuplot)
+        let outcome = try writer.write(DemoReport.content(results), runName: settings.runName,
+                                       machine: machine ?? MachineInfo.current())
+        do {
+            try fm.moveItem(at: staging, to: outcome.folder.appendingPathComponent("adapters"))
+        } catch {
+            throw ReportError.ioFailure(path: outcome.folder.appendingPathComponent("adapters").path,
+                                        reason: "cannot move the trained adapters into place: \(error.localizedDescription)")
+        }
+        return (results, outcome)
+    }
+
+    // MARK: - Step 0: load
+
+    func load(progress: (DemoEvent) -> Void) throws {
+        let fm = FileManager.default
+        func requireFolder(_ path: String, _ what: String) throws {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw DemoError.missingFolder(path: path, what: what)
+            }
+        }
+        try requireFolder(settings.modelFolder, "model folder (run scripts/fetch-model.sh)")
+        try requireFolder(settings.dataFolder, "data folder (run scripts/fetch-data.sh)")
+        pretrained = try PretrainedModel(folder: URL(fileURLWithPath: settings.modelFolder))
+        guard settings.maxSequenceLength <= pretrained.maxLength else {
+            throw DemoError.sequenceLengthTooLong(requested: settings.maxSequenceLength, maximum: pretrained.maxLength,
+                                                  model: settings.modelFolder)
+        }
+        let tokenizer = pretrained.tokenizer
+        for (index, name) in settings.tasks.enumerated() {
+            let folder = URL(fileURLWithPath: settings.dataFolder).appendingPathComponent(name).path
+            try requireFolder(folder, "task folder")
+            let task = try TextClassificationTask(folder: folder)
+            let train = task.train.shuffled(seed: settings.seed, stream: UInt64(2 * index)).prefix(settings.trainExamplesPerTask)
+            let test = task.test.shuffled(seed: settings.seed, stream: UInt64(2 * index + 1)).prefix(settings.testExamplesPerTask)
+            guard train.count >= 2 else { throw DemoError.taskTooSmall(task: name, reason: "fewer than 2 training examples") }
+            var truncated = 0, tokenCount = 0
+            let used = train.examples + test.examples
+            let inputs = used.map { e in e.textPair.map { TokenizerInput.pair(e.text, $0) } ?? .single(e.text) }
+            let encoded = try tokenizer.encode(batch: inputs, options: EncodingOptions(
+                truncation: .longestFirst, maxLength: settings.maxSequenceLength, padding: .doNotPad))
+            for (example, encoding) in zip(used, encoded.encodings) {
+                if encoding.ids.count >= settings.maxSequenceLength {
+                    let full = tokenizer.encode(example.text, pair: example.textPair)
+                    if full.ids.count > settings.maxSequenceLength { truncated += 1 }
+                }
+                tokenCount += encoding.ids.count
+                tokens[example] = Tokenized(ids: encoding.ids, typeIds: encoding.typeIDs)
+            }
+            let summary = DemoTaskSummary(name: name, labels: task.labels, fullTrain: task.train.count,
+                                          fullDev: task.dev.count, fullTest: task.test.count, usedTrain: train.count,
+                                          usedTest: test.count, trainLabelCounts: train.labelCounts,
+                                          testLabelCounts: test.labelCounts, truncated: truncated,
+                                          meanTokens: Double(tokenCount) / Double(max(used.count, 1)))
+            loaded.append(LoadedTask(summary: summary, labels: task.labels, train: train, test: test))
+            progress(.message(String(format: "%@: %d train / %d test examples used (of %d / %d), %d labels, %.1f tokens per text, %d truncated to %d",
+                                     name, train.count, test.count, task.train.count, task.test.count, task.labels.count,
+                                     summary.meanTokens, truncated, settings.maxSequenceLength)))
+        }
+    }
+
+    /// Token ids of a batch of loaded examples, padded to the longest.
+    func encode(_ batch: [TextExample]) throws -> EncoderInput {
+        let rows = batch.map { tokens[$0]! }
+        return try EncoderInput(ids: rows.map(\.ids), tokenTypeIds: rows.map(\.typeIds), padTokenId: pretrained.tokenizer.padTokenID)
+    }
+
+    // MARK: - Step 1: train
+
+    func train(context: ComputeContext, progress: (DemoEvent) -> Void) throws -> (AdapterModel, [DemoTrainingRun]) {
+        let encoder = pretrained.encoder
+        var model = AdapterModel(encoder: encoder, modelName: pretrained.url.lastPathComponent)
+        let config = try BottleneckConfig.preset("seq_bn", overrides: ["reduction_factor": .int(settings.reductionFactor)])
+        var runs: [DemoTrainingRun] = []
+        for (taskIndex, task) in loaded.enumerated() {
+            for (regimeIndex, regime) in regimes(layers: layers).enumerated() {
+                let name = Self.adapterName(task: task.summary.name, regime: regime)
+                let seed = settings.seed &+ UInt64(1000 * taskIndex + 10 * regimeIndex)
+                let stepsPerEpoch = (task.train.count + settings.batchSize - 1) / settings.batchSize
+                let steps = stepsPerEpoch * settings.epochs
+                var options = AdapterTrainingOptions()
+                options.batchSize = settings.batchSize
+                options.epochs = settings.epochs
+                options.learningRate = settings.learningRate
+                options.warmupSteps = Int((Double(steps) * settings.warmupFraction).rounded())
+                options.policy = regime.policy(layers: layers)
+                options.seed = seed
+                let label = "\(task.summary.name) / \(regime)"
+                let start = Self.wallSeconds()
+                var step = 0, examples = 0
+                // Progress: the trainer asks for each batch's encoding right before the step runs.
+                let result = try withoutActuallyEscaping(progress) { report in
+                  try model.trainAdapter(name, on: task.train, config: config, options: options, seed: seed,
+                                         context: context) { [self] batch in
+                    report(.training(DemoTrainingProgress(label: label, step: step, steps: steps, examples: examples,
+                                                            elapsed: Self.wallSeconds() - start, loss: nil)))
+                    step += 1
+                    examples += batch.count
+                    return try encode(batch)
+                  }
+                }
+                let seconds = Self.wallSeconds() - start
+                let tenth = max(1, result.losses.count / 10)
+                let first = result.losses.prefix(tenth).map(Double.init).reduce(0, +) / Double(tenth)
+                let last = result.losses.suffix(tenth).map(Double.init).reduce(0, +) / Double(tenth)
+                progress(.training(DemoTrainingProgress(label: label, step: steps, steps: steps, examples: examples,
+                                                        elapsed: seconds, loss: last)))
+                runs.append(DemoTrainingRun(task: task.summary.name, regime: regime, steps: result.losses.count,
+                                            examples: examples, seconds: seconds, firstLoss: first, lastLoss: last,
+                                            meanDroppedLayers: Double(result.droppedLayers.reduce(0, +)) / Double(max(result.droppedLayers.count, 1))))
+            }
+        }
+        return (model, runs)
+    }
+
+    // MARK: - Step 2: evaluate
+
+    func evaluate(model: AdapterModel, context: ComputeContext, progress: (DemoEvent) -> Void) throws -> [DemoEvaluation] {
+        let regimes = regimes(layers: layers)
+        var out: [DemoEvaluation] = []
+        let start = Self.wallSeconds()
+        let total = loaded.count * layers
+        var done = 0
+        for task in loaded {
+            // All regimes of a task in one Parallel block: layers below n run once for all of them.
+            let names = regimes.map { Self.adapterName(task: task.summary.name, regime: $0) }
+            let setup: AdapterComposition = names.count == 1 ? .adapter(names[0]) : .parallel(names.map { .adapter($0) })
+            let batches = task.test.batches(size: settings.evaluationBatchSize)
+            let labels = task.test.examples.map(\.label)
+            for n in 0..<layers {
+                var predictions = [[Int]](repeating: [], count: names.count)
+                for batch in batches {
+                    let output = try model(try encode(batch), setup: setup, heads: names,
+                                           skipLayers: Set(AdapterDropPolicy.skippedLayers(dropping: n)), context: context)
+                    for (i, name) in names.enumerated() {
+                        predictions[i] += Self.argmaxRows(output[head: name]!)
+                    }
+                }
+                for (i, regime) in regimes.enumerated() {
+                    let m = AdapterTrainer.metrics(predictions: predictions[i], labels: labels, classes: task.labels.count)
+                    out.append(DemoEvaluation(task: task.summary.name, regime: regime, droppedLayers: n,
+                                              accuracy: m.accuracy, macroF1: m.macroF1, count: m.count))
+                }
+                done += 1
+                progress(.work(label: "evaluate \(task.summary.name)", done: done, total: total, elapsed: Self.wallSeconds() - start))
+            }
+        }
+        return out
+    }
+
+    static func argmaxRows(_ logits: Tensor) -> [Int] {
+        let rows = logits.shape[0], width = logits.count / max(rows, 1), v = logits.scalars
+        return (0..<rows).map { r in
+            var best = 0
+            for j in 1..<max(width, 1) where v[r * width + j] > v[r * width + best] { best = j }
+            return best
+        }
+    }
+
+    // MARK: - Step 3: speed
+
+    /// The texts of the speed table: taken in turn from each task's test sample.
+    func speedTexts() -> [TextExample] {
+        var out: [TextExample] = []
+        var i = 0
+        while out.count < settings.speedBatchSize {
+            var added = false
+            for task in loaded where i < task.test.count && out.count < settings.speedBatchSize {
+                out.append(task.test.examples[i])
+                added = true
+            }
+            if !added { break }
+            i += 1
+        }
+        return out
+    }
+
+    func measureSpeed(model: AdapterModel, context: ComputeContext, progress: (DemoEvent) -> Void) throws -> [DemoSpeedRow] {
+        let texts = speedTexts()
+        let input = try encode(texts)
+        let names = loaded.map { Self.adapterName(task: $0.summary.name, regime: .robust) }
+        var rows: [DemoSpeedRow] = []
+        let start = Self.wallSeconds()
+        let counts = settings.speedTaskCounts.sorted()
+        let total = counts.count * settings.speedRepetitions
+        var done = 0
+        for count in counts {
+            let active = Array(names.prefix(count))
+            let setup: AdapterComposition = count == 1 ? .adapter(active[0]) : .parallel(active.map { .adapter($0) })
+            func run(_ n: Int) throws {
+                _ = try model(input, setup: setup, heads: active, skipLayers: Set(0..<n), context: context)
+            }
+            try run(0)  // warm-up (workspaces, page faults); also surfaces errors before timing
+            var wall = [[Double]](repeating: [], count: layers), cpu = wall
+            // Round-robin over n within each repetition, so slow phases of a shared machine hit every n alike.
+            for _ in 0..<settings.speedRepetitions {
+                for n in 0..<layers {
+                    let w0 = Self.wallSeconds(), c0 = Self.processCPUSeconds()
+                    try run(n)
+                    cpu[n].append(Self.processCPUSeconds() - c0)
+                    wall[n].append(Self.wallSeconds() - w0)
+                }
+                done += 1
+                progress(.work(label: "time \(count) task\(count == 1 ? "" : "s")", done: done, total: total,
+                               elapsed: Self.wallSeconds() - start))
+            }
+            for n in 0..<layers {
+                rows.append(DemoSpeedRow(tasks: count, droppedLayers: n, texts: texts.count, seconds: Self.median(wall[n]),
+                                         baselineSeconds: Self.median(wall[0]), cpuSeconds: Self.median(cpu[n]),
+                                         baselineCPUSeconds: Self.median(cpu[0]), layers: layers))
+            }
+        }
+        return rows
+    }
+
+    // MARK: - Step 4: fusion
+
+    func fusionStep(progress: (DemoEvent) -> Void) -> DemoFusionResult {
+        let reason = "pending: training an AdapterFusion layer needs a fusion trainer (AdapterFusionTrainingModule), "
+            + "which is not on main yet; no fusion numbers are shown rather than numbers from an untrained fusion"
+        progress(.message(reason))
+        return DemoFusionResult(pending: reason, target: loaded.first?.summary.name ?? "", adapters: [], activations: [],
+                                kept: [], fullAccuracy: nil, prunedAccuracy: nil, fullSeconds: nil, prunedSeconds: nil)
+    }
+
+    // MARK: - Saving the adapters
+
+    /// Saves every trained adapter with its head into `folder/<name>/` (AdapterHub layout, loadable by
+    /// `adapterdrop predict --adapter`).
+    func saveAdapters(_ model: AdapterModel, into folder: URL, training: [DemoTrainingRun]) throws {
+        for run in training {
+            let name = Self.adapterName(task: run.task, regime: run.regime)
+            try model.saveAdapter(name, to: folder.appendingPathComponent(name))
+        }
+    }
+
+    // MARK: - Clocks
+
+    static func wallSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+    static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
