@@ -86,30 +86,41 @@ import Testing
 
     /// Every step runs on two tasks, the adapters learn the separable tasks, the report and the adapters are
     /// written, and the numbers are consistent. Learning bar: mean accuracy at n = 0 ≥ 0.65 for standard and robust
-    /// (chance is (0.5 + 0.33) / 2 ≈ 0.42; guessing on 2 × 24 test texts has a standard deviation of ≈ 0.07, so
-    /// 0.65 is > 3σ above it; 72 steps on random tiny-bert weights measured 0.88 and 0.71).
+    /// (chance is (0.5 + 0.33 + 0.5) / 3 ≈ 0.44; guessing on 3 × 24 test texts has a standard deviation of ≈ 0.06,
+    /// so 0.65 is > 3σ above it).
     @Test func fullPipelineOnTinyBert() throws {
         let ws = try Workspace()
         try ws.writeTask("alpha", labels: ["neg", "pos"], seed: 1, longText: true)
         try ws.writeTask("beta", labels: ["x", "y", "z"], seed: 2)
-        let (r, outcome, events) = try Self.runDemo(ws.settings(tasks: ["alpha", "beta"]))
+        try ws.writeTask("gamma", labels: ["u", "v"], seed: 3)
+        let (r, outcome, events) = try Self.runDemo(ws.settings(tasks: ["alpha", "beta", "gamma"]))
 
         #expect(r.layers == 2)
         #expect(r.regimes == [.standard, .robust, .specialized(1)])
-        #expect(r.training.count == 6)
+        #expect(r.training.count == 9)
         #expect(r.training.allSatisfy { $0.steps == 12 * 6 && $0.examples == 12 * 48 && $0.lastLoss < $0.firstLoss })
         #expect(r.training.first { $0.regime == .specialized(1) }!.meanDroppedLayers == 1)
-        #expect(r.evaluations.count == 2 * 3 * 2)
+        #expect(r.evaluations.count == 3 * 3 * 2)
         for regime in [DemoRegime.standard, .robust] {
             let acc = try #require(r.meanAccuracy(regime, dropped: 0))
             #expect(acc >= 0.65, "\(regime) mean accuracy at n = 0: \(acc)")
         }
-        #expect(r.tasks.map(\.truncated) == [2, 0])  // the 40-word texts of alpha (one in train, one in test)
+        #expect(r.tasks.map(\.truncated) == [2, 0, 0])  // the 40-word texts of alpha (one in train, one in test)
         #expect(r.tasks[0].usedTrain == 48 && r.tasks[0].usedTest == 24 && r.tasks[1].trainLabelCounts == [16, 16, 16])
         #expect(r.speed.count == 2 * 2)
         #expect(r.speed.allSatisfy { $0.seconds > 0 && $0.texts == 6 })
-        #expect(r.speedRow(tasks: 2, dropped: 1)!.idealSpeedup == 4.0 / 3.0)
-        #expect(r.fusion.pending != nil)
+        #expect(r.speedRow(tasks: 3, dropped: 1)!.idealSpeedup == 6.0 / 4.0)
+        // Step 4 ran: fusion over the three standard adapters for alpha, activations per adapter × layer (each
+        // layer's column sums to 1), the top 2 kept, accuracies measured.
+        let f = r.fusion
+        #expect(f.pending == nil)
+        #expect(f.target == "alpha" && f.adapters == ["alpha_standard", "beta_standard", "gamma_standard"])
+        #expect(f.activations.count == 3 && f.activations.allSatisfy { $0.count == 2 })
+        for layer in 0..<2 { #expect(abs(f.activations.map { $0[layer] }.reduce(0, +) - 1) < 1e-6) }
+        #expect(f.kept.count == 2 && Set(f.kept).isSubset(of: Set(f.adapters)))
+        #expect((0...1).contains(f.fullAccuracy!) && (0...1).contains(f.prunedAccuracy!))
+        #expect(f.fullSeconds! > 0 && f.prunedSeconds! > 0)
+        #expect(f.training!.steps == 12 * 6)
 
         // The run folder.
         let fm = FileManager.default
@@ -117,14 +128,15 @@ import Testing
         #expect(ws.resultsListing() == ["run1"])
         let report = try String(contentsOf: outcome.folder.appendingPathComponent("report.md"), encoding: .utf8)
         for needle in ["Step 1: training", "Step 2: test accuracy", "Table 8 view", "Step 3: multi-task inference",
-                       "Step 4: AdapterFusion", "pending", "Acceptance checks", "accuracy-vs-dropped-layers",
+                       "Step 4: AdapterFusion", "fusion-activations", "Acceptance checks", "accuracy-vs-dropped-layers",
                        "speedup-vs-dropped-layers"] {
             #expect(report.contains(needle), "report.md lacks \(needle)")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: outcome.folder.appendingPathComponent("results.json"))) as? [String: Any]
         #expect(json?["run"] as? String == "run1")
         let adapters = try fm.contentsOfDirectory(atPath: outcome.folder.appendingPathComponent("adapters").path).sorted()
-        #expect(adapters == ["alpha_robust", "alpha_specialized1", "alpha_standard", "beta_robust", "beta_specialized1", "beta_standard"])
+        #expect(adapters == ["alpha_robust", "alpha_specialized1", "alpha_standard", "beta_robust", "beta_specialized1", "beta_standard",
+                             "gamma_robust", "gamma_specialized1", "gamma_standard"])
         // A saved adapter reloads and predicts as the demo evaluated it.
         var reloaded = AdapterModel(encoder: try BertEncoder(modelFolder: URL(fileURLWithPath: ws.model)))
         _ = try reloaded.loadAdapter(from: outcome.folder.appendingPathComponent("adapters/beta_robust"))
@@ -134,7 +146,7 @@ import Testing
         let steps = events.compactMap { if case let .step(i, _) = $0 { return i } else { return nil } }
         #expect(steps == [0, 1, 2, 3, 4, 5])
         let finals = events.filter { if case let .training(p) = $0 { return p.step == p.steps } else { return false } }
-        #expect(finals.count == 6)
+        #expect(finals.count == 9 + 1)  // nine adapters and the fusion
 
         let summary = DemoReport.summary(r, folder: outcome.folder)
         #expect(summary.count <= 24)
@@ -225,5 +237,22 @@ import Testing
         try FileManager.default.createDirectory(atPath: ws.results + "/taken", withIntermediateDirectories: true)
         #expect(failure(ws.settings(tasks: ["alpha"], run: "taken")) as? DemoError == .runExists(path: ws.results + "/taken"))
         #expect(ws.resultsListing() == ["taken"])
+    }
+    /// The README's library example is the body of `readmeLibraryExample()` (ReadmeExample.swift), which the test
+    /// target compiles: the two must stay identical.
+    @Test func readmeExampleIsTheCompiledOne() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let source = try String(contentsOf: root.appendingPathComponent("Tests/AdapterDropTests/ReadmeExample.swift"), encoding: .utf8)
+        let start = try #require(readme.range(of: "## Library example"))
+        let block = try #require(readme[start.upperBound...].range(of: "```swift\n"))
+        let end = try #require(readme[block.upperBound...].range(of: "```"))
+        let readmeLines = readme[block.upperBound..<end.lowerBound].split(separator: "\n").map(String.init)
+            .filter { !$0.hasPrefix("import ") && !$0.isEmpty }
+        let body = try #require(source.range(of: "func readmeLibraryExample() throws {\n"))
+        let bodyEnd = try #require(source[body.upperBound...].range(of: "\n}"))
+        let sourceLines = source[body.upperBound..<bodyEnd.lowerBound].split(separator: "\n").map { String($0.dropFirst(4)) }
+        #expect(readmeLines == sourceLines)
+        #expect(sourceLines.count <= 10, "the README promises an example of at most 10 lines")
     }
 }

@@ -1,7 +1,8 @@
 // The end-to-end AdapterDrop demo as a library type (the `adapterdrop demo` command is a thin wrapper):
 // (1) train one seq_bn adapter + head per task and regime, (2) evaluate each at n = 0…L−1 dropped layers,
-// (3) time all task adapters in Parallel at n = 0…L−1 and 1…N tasks, (4) AdapterFusion + pruning (pending until a
-// fusion trainer exists), (5) write results/<run>/ with ReportWriter, (6) return what the CLI summarises.
+// (3) time all task adapters in Parallel at n = 0…L−1 and 1…N tasks, (4) AdapterFusion over the task adapters for
+// one target task, pruned to the top 2 (DemoFusion.swift), (5) write results/<run>/ with ReportWriter, (6) return
+// what the CLI summarises.
 // Rücklé et al., "AdapterDrop: On the Efficiency of Adapters in Transformers", EMNLP 2021 (Table 2, Table 8, §5.2).
 import AdapterCore
 import Foundation
@@ -73,11 +74,11 @@ public final class AdapterDropDemo {
         var typeIds: [Int]
     }
 
-    private var pretrained: PretrainedModel!
-    private var loaded: [LoadedTask] = []
-    private var tokens: [TextExample: Tokenized] = [:]
+    var pretrained: PretrainedModel!
+    var loaded: [LoadedTask] = []
+    var tokens: [TextExample: Tokenized] = [:]
 
-    private var layers: Int { pretrained.encoder.config.numHiddenLayers }
+    var layers: Int { pretrained.encoder.config.numHiddenLayers }
 
     /// The adapter (and head) name of a task and regime: `<task>_<regime>`.
     public static func adapterName(task: String, regime: DemoRegime) -> String { "\(task)_\(regime.identifier)" }
@@ -122,7 +123,7 @@ public final class AdapterDropDemo {
         let speed = try timed("speed") { try measureSpeed(model: model, context: context, progress: progress) }
 
         progress(.step(index: 4, title: "AdapterFusion over the task adapters and pruning"))
-        let fusion = timed("fusion") { fusionStep(progress: progress) }
+        let fusion = try timed("fusion") { try fusionStep(model: model, context: context, progress: progress) }
 
         let results = DemoResults(settings: settings, modelName: pretrained.url.lastPathComponent, layers: layers,
                                   hiddenSize: pretrained.encoder.config.hiddenSize, modelMaxLength: pretrained.maxLength,
@@ -351,16 +352,6 @@ public final class AdapterDropDemo {
             }
         }
         return rows
-    }
-
-    // MARK: - Step 4: fusion
-
-    func fusionStep(progress: (DemoEvent) -> Void) -> DemoFusionResult {
-        let reason = "pending: training an AdapterFusion layer needs a fusion trainer (AdapterFusionTrainingModule), "
-            + "which is not on main yet; no fusion numbers are shown rather than numbers from an untrained fusion"
-        progress(.message(reason))
-        return DemoFusionResult(pending: reason, target: loaded.first?.summary.name ?? "", adapters: [], activations: [],
-                                kept: [], fullAccuracy: nil, prunedAccuracy: nil, fullSeconds: nil, prunedSeconds: nil)
     }
 
     // MARK: - Saving the adapters

@@ -141,8 +141,10 @@ public struct DemoFusionResult: Sendable, Equatable, Codable {
     public var kept: [String]
     /// Test accuracy of the full and of the pruned fusion, in [0, 1].
     public var fullAccuracy: Double?, prunedAccuracy: Double?
-    /// Median wall-clock seconds per test batch of the full and of the pruned fusion.
+    /// Median wall-clock seconds for the target's whole test sample, full and pruned fusion.
     public var fullSeconds: Double?, prunedSeconds: Double?
+    /// The fusion's training run (the regime field is `standard`: no AdapterDrop).
+    public var training: DemoTrainingRun?
 }
 
 /// Everything one demo run measured.
