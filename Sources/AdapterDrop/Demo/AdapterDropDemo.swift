@@ -105,12 +105,15 @@ public final class AdapterDropDemo {
         let context = ComputeContext(threads: settings.threads)
         var stepSeconds: [String: Double] = [:]
         func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-            let start = Self.wallSeconds()
-            defer { stepSeconds[name] = Self.wallSeconds() - start }
+            let start = Self.wallSeconds(), cpu = Self.processCPUSeconds()
+            defer {
+                stepSeconds[name] = Self.wallSeconds() - start
+                stepSeconds[name + " cpu"] = Self.processCPUSeconds() - cpu
+            }
             return try body()
         }
 
-        progress(.step(index: 0, title: "Loading the model and \(settings.tasks.count) tasks"))
+        progress(.step(index: 0, title: "Loading the model and \(settings.tasks.count) task\(settings.tasks.count == 1 ? "" : "s")"))
         try timed("load") { try load(progress: progress) }
 
         progress(.step(index: 1, title: "Training task adapters (\(regimes(layers: layers).map(\.description).joined(separator: ", ")))"))

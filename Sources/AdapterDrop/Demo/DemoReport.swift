@@ -176,9 +176,10 @@ public enum DemoReport {
                     + ". Activations: mean softmax weight per adapter over the training sample's tokens; the 2 adapters with the "
                     + "highest mean over all layers are kept and the trained fusion weights are reused (no retraining). "
                     + "Times: median of \(s.speedRepetitions) passes over the test sample."))
-            heatMaps.append(ReportHeatMap(name: "fusion-activations", title: "Mean AdapterFusion attention per adapter and layer (\(f.target))",
-                                          xLabel: "layer", yLabel: "adapter", columnLabels: (0..<L).map { "\($0)" },
-                                          rowLabels: f.adapters, values: f.activations,
+            heatMaps.append(ReportHeatMap(name: "fusion-activations", title: "AdapterFusion attention for \(f.target)",
+                                          xLabel: "layer", yLabel: "task adapter (standard)", columnLabels: (0..<L).map { "\($0)" },
+                                          rowLabels: f.adapters.map { $0.hasSuffix("_standard") ? String($0.dropLast(9)) : $0 },
+                                          values: f.activations,
                                           valueLabel: "mean attention weight (0–1)", valueRange: 0...1))
         }
 
@@ -234,8 +235,12 @@ public enum DemoReport {
             ReportSetting("evaluation batch", "\(s.evaluationBatchSize) examples"),
             ReportSetting("speed table", "\(s.speedBatchSize) texts per batch, task counts \(s.speedTaskCounts.map(String.init).joined(separator: ",")), \(s.speedRepetitions) repetitions"),
             ReportSetting("threads", "\(s.threads)"),
-            ReportSetting("time per step", ["load", "train", "evaluate", "speed", "fusion"].compactMap { k in
-                r.stepSeconds[k].map { String(format: "%@ %.0f s", k, $0) } }.joined(separator: ", ")),
+            ReportSetting("time per step (wall clock)", ["load", "train", "evaluate", "speed", "fusion"].compactMap { k in
+                r.stepSeconds[k].map { String(format: "%@ %.0f s", k, $0) } }.joined(separator: ", ")
+                + String(format: "; total %.0f s", ["load", "train", "evaluate", "speed", "fusion"].compactMap { r.stepSeconds[$0] }.reduce(0, +))),
+            ReportSetting("process CPU time per step (all threads)", ["load", "train", "evaluate", "speed", "fusion"].compactMap { k in
+                r.stepSeconds[k + " cpu"].map { String(format: "%@ %.0f s", k, $0) } }.joined(separator: ", ")
+                + String(format: "; total %.0f s", ["load", "train", "evaluate", "speed", "fusion"].compactMap { r.stepSeconds[$0 + " cpu"] }.reduce(0, +))),
         ]
 
         let verdictLines = checks.map { "- **\($0.verdict)** — \($0.target): \($0.measured)" }.joined(separator: "\n")

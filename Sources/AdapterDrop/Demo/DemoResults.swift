@@ -165,7 +165,8 @@ public struct DemoResults: Sendable, Equatable, Codable {
     public var mixedTaskNote: String?
     /// Step 4.
     public var fusion: DemoFusionResult
-    /// Wall-clock seconds per step name.
+    /// Wall-clock seconds per step name (`load`, `train`, `evaluate`, `speed`, `fusion`), and process CPU seconds
+    /// (all threads) under `<step> cpu`.
     public var stepSeconds: [String: Double]
 
     /// The regimes trained, in table order.
