@@ -137,7 +137,7 @@ final class DemoProgressRenderer {
             let final = p.step == p.steps
             var text = "  " + p.label.padding(toLength: 42, withPad: " ", startingAt: 0) + " " + Self.bar(Double(p.step) / Double(max(p.steps, 1)))
                 + " \(p.step)/\(p.steps) steps  " + String(format: "%.1f ex/s", p.examplesPerSecond)
-            if let loss = p.loss { text += String(format: "  loss %.3f", loss) }
+            if let loss = p.loss { text += String(format: final ? "  loss (last 10%%) %.3f" : "  loss %.3f", loss) }
             text += final ? "  done in \(Self.duration(p.elapsed))" : (p.secondsLeft.map { "  ETA \(Self.duration($0))" } ?? "")
             line(text, final: final)
         case let .work(label, done, total, elapsed):

@@ -25,17 +25,44 @@ public struct DemoTrainingProgress: Sendable {
     public var label: String
     /// Steps done and in total.
     public var step: Int, steps: Int
-    /// Examples done.
-    public var examples: Int
-    /// Wall-clock seconds since this adapter's training began.
-    public var elapsed: Double
-    /// Mean loss of the steps done so far in this run (nil before the first step has reported one).
+    /// The last step's loss (nil before the first step).
     public var loss: Double?
+    /// Training examples per second so far (wall clock).
+    public var examplesPerSecond: Double
+    /// Wall-clock seconds since this training began.
+    public var elapsed: Double
+    /// Estimated seconds left (nil before the first step).
+    public var secondsLeft: Double?
+}
 
-    /// Examples per second so far.
-    public var examplesPerSecond: Double { elapsed > 0 ? Double(examples) / elapsed : 0 }
-    /// Estimated seconds left for this adapter.
-    public var secondsLeft: Double? { step > 0 ? elapsed / Double(step) * Double(steps - step) : nil }
+/// Forwards `AdapterTrainer` progress events as `DemoEvent.training`.
+final class DemoTrainingReporter: TrainingProgressReporter {
+    let label: String
+    let emit: (DemoEvent) -> Void
+    private var last: TrainingProgressEvent?
+
+    init(label: String, emit: @escaping (DemoEvent) -> Void) {
+        self.label = label
+        self.emit = emit
+    }
+
+    func report(_ event: TrainingProgressEvent) {
+        last = event
+        if event.step < event.totalSteps {
+            emit(.training(DemoTrainingProgress(label: label, step: event.step, steps: event.totalSteps, loss: Double(event.loss),
+                                                examplesPerSecond: event.examplesPerSecond, elapsed: event.elapsedSeconds,
+                                                secondsLeft: event.etaSeconds)))
+        }
+    }
+
+    func finish() {}
+
+    /// The final event (`step == steps`), with the mean loss of the last steps.
+    func done(lastLoss: Double) {
+        guard let e = last else { return }
+        emit(.training(DemoTrainingProgress(label: label, step: e.totalSteps, steps: e.totalSteps, loss: lastLoss,
+                                            examplesPerSecond: e.examplesPerSecond, elapsed: e.elapsedSeconds, secondsLeft: 0)))
+    }
 }
 
 /// The end-to-end demo (see the file header and docs/demo.md).
@@ -98,7 +125,7 @@ public final class AdapterDropDemo {
     /// - Returns: the measurements and where the report went.
     /// - Throws: `DemoError`, `DatasetError` (unknown label, empty file, …), model-folder, tokenizer and
     ///   checkpoint errors, `ReportError`, `AdapterError`, `EncoderError`.
-    public func run(progress: (DemoEvent) -> Void = { _ in }) throws -> (DemoResults, ReportOutcome) {
+    public func run(progress: @escaping (DemoEvent) -> Void = { _ in }) throws -> (DemoResults, ReportOutcome) {
         let resultsURL = URL(fileURLWithPath: settings.resultsFolder)
         let target = resultsURL.appendingPathComponent(settings.runName)
         if FileManager.default.fileExists(atPath: target.path) { throw DemoError.runExists(path: target.path) }
@@ -211,7 +238,7 @@ public final class AdapterDropDemo {
 
     // MARK: - Step 1: train
 
-    func train(context: ComputeContext, progress: (DemoEvent) -> Void) throws -> (AdapterModel, [DemoTrainingRun]) {
+    func train(context: ComputeContext, progress: @escaping (DemoEvent) -> Void) throws -> (AdapterModel, [DemoTrainingRun]) {
         let encoder = pretrained.encoder
         var model = AdapterModel(encoder: encoder, modelName: pretrained.url.lastPathComponent)
         let config = try BottleneckConfig.preset("seq_bn", overrides: ["reduction_factor": .int(settings.reductionFactor)])
@@ -231,24 +258,18 @@ public final class AdapterDropDemo {
                 options.seed = seed
                 let label = "\(task.summary.name) / \(regime)"
                 let start = Self.wallSeconds()
-                var step = 0, examples = 0
-                // Progress: the trainer asks for each batch's encoding right before the step runs.
-                let result = try withoutActuallyEscaping(progress) { report in
-                  try model.trainAdapter(name, on: task.train, config: config, options: options, seed: seed,
-                                         context: context) { [self] batch in
-                    report(.training(DemoTrainingProgress(label: label, step: step, steps: steps, examples: examples,
-                                                            elapsed: Self.wallSeconds() - start, loss: nil)))
-                    step += 1
+                let reporter = DemoTrainingReporter(label: label, emit: progress)
+                var examples = 0
+                let result = try model.trainAdapter(name, on: task.train, config: config, options: options, seed: seed,
+                                                    context: context, progress: reporter) { [self] batch in
                     examples += batch.count
                     return try encode(batch)
-                  }
                 }
                 let seconds = Self.wallSeconds() - start
                 let tenth = max(1, result.losses.count / 10)
                 let first = result.losses.prefix(tenth).map(Double.init).reduce(0, +) / Double(tenth)
                 let last = result.losses.suffix(tenth).map(Double.init).reduce(0, +) / Double(tenth)
-                progress(.training(DemoTrainingProgress(label: label, step: steps, steps: steps, examples: examples,
-                                                        elapsed: seconds, loss: last)))
+                reporter.done(lastLoss: last)
                 runs.append(DemoTrainingRun(task: task.summary.name, regime: regime, steps: result.losses.count,
                                             examples: examples, seconds: seconds, firstLoss: first, lastLoss: last,
                                             meanDroppedLayers: Double(result.droppedLayers.reduce(0, +)) / Double(max(result.droppedLayers.count, 1))))
@@ -281,9 +302,9 @@ public final class AdapterDropDemo {
                     }
                 }
                 for (i, regime) in regimes.enumerated() {
-                    let m = AdapterTrainer.metrics(predictions: predictions[i], labels: labels, classes: task.labels.count)
+                    let m = EvaluationMetrics.classification(predictions: predictions[i], labels: labels, classes: task.labels.count)
                     out.append(DemoEvaluation(task: task.summary.name, regime: regime, droppedLayers: n,
-                                              accuracy: m.accuracy, macroF1: m.macroF1, count: m.count))
+                                              accuracy: m.accuracy ?? 0, macroF1: m.macroF1 ?? 0, count: m.count))
                 }
                 done += 1
                 progress(.work(label: "evaluate \(task.summary.name)", done: done, total: total, elapsed: Self.wallSeconds() - start))

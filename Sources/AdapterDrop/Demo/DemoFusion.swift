@@ -8,12 +8,11 @@ extension AdapterDropDemo {
     /// The fusion's head name for a target task.
     static func fusionHeadName(target: String) -> String { "fusion_\(target)" }
 
-    /// Trains the fusion (query/key/value) and a new classification head on the target task's training sample,
-    /// the adapters frozen. The loop is HF Trainer's step as the reference runs it (`ReferenceOptimizerStepper`:
-    /// clip → AdamW with linear warm-up/decay), with the value regulariser's gradient joining every step after
-    /// the first (adapters 1.3.0 `AdapterTrainerCallback.on_step_end`), dropout on.
+    /// Trains the fusion (query/key/value) and a new classification head on the target task's training sample with
+    /// `AdapterTrainer` (the adapters frozen; the value regulariser joins every step after the first, as
+    /// adapters 1.3.0 does; dropout on, no AdapterDrop), and adds both to `model`.
     func trainFusion(model: inout AdapterModel, adapterNames: [String], target: LoadedTask, context: ComputeContext,
-                     progress: (DemoEvent) -> Void) throws -> (fusion: AdapterFusion, run: DemoTrainingRun) {
+                     progress: @escaping (DemoEvent) -> Void) throws -> (fusion: AdapterFusion, run: DemoTrainingRun) {
         let encoder = model.encoder
         let adapters = adapterNames.map { model.adapters[$0]! }
         let fusion = try AdapterFusion(adapters: adapters, config: .dynamicPreset, hiddenSize: encoder.config.hiddenSize,
@@ -23,51 +22,33 @@ extension AdapterDropDemo {
         let headName = Self.fusionHeadName(target: target.summary.name)
         var headConfig = PredictionHeadConfig.classification(numLabels: target.labels.count)
         headConfig.label2id = Dictionary(uniqueKeysWithValues: target.labels.enumerated().map { ($1, $0) })
-        let head = PredictionHeadTrainingModule(PredictionHead(name: headName, config: headConfig,
-                                                               hiddenSize: encoder.config.hiddenSize, seed: settings.seed &+ 8))
-        let batches = (0..<settings.epochs).flatMap { target.train.batches(size: settings.batchSize, shuffleSeed: settings.seed &+ 9, epoch: $0) }
-        let steps = batches.count
-        var stepper = ReferenceOptimizerStepper(schedule: LinearWarmupSchedule(
-            baseLearningRate: settings.learningRate, warmupSteps: Int((Double(steps) * settings.warmupFraction).rounded()),
-            totalSteps: max(steps, 1)))
-        let dropout = EncoderDropout(config: encoder.config)
-        let label = "\(target.summary.name) / AdapterFusion over \(adapters.count)"
-        let start = Self.wallSeconds()
-        var losses: [Double] = [], examples = 0
-        for (step, batch) in batches.enumerated() {
-            progress(.training(DemoTrainingProgress(label: label, step: step, steps: steps, examples: examples,
-                                                    elapsed: Self.wallSeconds() - start,
-                                                    loss: losses.isEmpty ? nil : losses.suffix(20).reduce(0, +) / Double(min(losses.count, 20)))))
-            if step > 0 { module.addRegularizationGradients(context: context) }
-            let input = try encode(batch)
-            var rng = SeededRNG(seed: settings.seed &+ 9, stream: UInt64(step) &+ 1)
-            let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng, context: context)
-            let headTape = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength, context: context)
-            let loss = try head.loss(headTape, labels: batch.map { Float($0.label) })
-            let dOut = head.backward(headTape, logitsGradient: loss.gradient, context: context)
-            var noLayerNorms: [LayerNormGradients]? = nil
-            _ = encoder.trainingBackward(tape, outputGradient: dOut, trainable: module, layerNormGradients: &noLayerNorms,
-                                         context: context)
-            var gradients = module.takeGradients()
-            for (k, v) in head.takeGradients() { gradients[k] = v }
-            var parameters = module.parameters
-            for (k, v) in head.parameters { parameters[k] = v }
-            stepper.step(parameters: &parameters, gradients: &gradients, context: context)
-            for k in module.parameters.keys { module.parameters[k] = parameters[k] }
-            for k in head.parameters.keys { head.parameters[k] = parameters[k] }
-            losses.append(Double(loss.loss))
+        let head = PredictionHead(name: headName, config: headConfig, hiddenSize: encoder.config.hiddenSize, seed: settings.seed &+ 8)
+        let steps = (target.train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
+        var options = AdapterTrainingOptions()
+        options.batchSize = settings.batchSize
+        options.epochs = settings.epochs
+        options.learningRate = settings.learningRate
+        options.warmupSteps = Int((Double(steps) * settings.warmupFraction).rounded())
+        options.seed = settings.seed &+ 9
+        var examples = 0
+        let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options) { [self] batch in
             examples += batch.count
+            return try encode(batch)
         }
+        let reporter = DemoTrainingReporter(label: "\(target.summary.name) / AdapterFusion over \(adapters.count)", emit: progress)
+        trainer.progress = reporter
+        let start = Self.wallSeconds()
+        let result = try trainer.train(on: target.train, context: context)
         let seconds = Self.wallSeconds() - start
+        let losses = result.losses.map(Double.init)
         let tenth = max(1, losses.count / 10)
-        let run = DemoTrainingRun(task: target.summary.name, regime: .standard, steps: steps, examples: examples, seconds: seconds,
+        let run = DemoTrainingRun(task: target.summary.name, regime: .standard, steps: losses.count, examples: examples, seconds: seconds,
                                   firstLoss: losses.prefix(tenth).reduce(0, +) / Double(tenth),
                                   lastLoss: losses.suffix(tenth).reduce(0, +) / Double(tenth), meanDroppedLayers: 0)
-        progress(.training(DemoTrainingProgress(label: label, step: steps, steps: steps, examples: examples, elapsed: seconds,
-                                                loss: run.lastLoss)))
+        reporter.done(lastLoss: run.lastLoss)
         let trained = module.fusion
         try model.addFusion(trained)
-        model.addHead(head.head)
+        model.addHead(result.head)
         return (trained, run)
     }
 
@@ -86,12 +67,13 @@ extension AdapterDropDemo {
             times.append(Self.wallSeconds() - t0)
             if repetition == 0 { predictions = current }
         }
-        let m = AdapterTrainer.metrics(predictions: predictions, labels: target.test.examples.map(\.label), classes: target.labels.count)
-        return (m.accuracy, Self.median(times))
+        let m = EvaluationMetrics.classification(predictions: predictions, labels: target.test.examples.map(\.label),
+                                                 classes: target.labels.count)
+        return (m.accuracy ?? 0, Self.median(times))
     }
 
     /// Step 4: fusion over the standard adapters of every task for the first task, activations, top-2 pruning.
-    func fusionStep(model: AdapterModel, context: ComputeContext, progress: (DemoEvent) -> Void) throws -> DemoFusionResult {
+    func fusionStep(model: AdapterModel, context: ComputeContext, progress: @escaping (DemoEvent) -> Void) throws -> DemoFusionResult {
         let target = loaded[0]
         let names = loaded.map { Self.adapterName(task: $0.summary.name, regime: .standard) }
         guard names.count >= 3 else {
