@@ -34,6 +34,10 @@ struct DemoCommand: ParsableCommand {
     var maxLength: Int?
     @Option(help: "Training epochs (default: 1).")
     var epochs: Int?
+    @Option(help: "Examples per training step (default: 16).")
+    var batchSize: Int?
+    @Option(help: "Peak learning rate of adapters, heads and the fusion (default: 1e-3).")
+    var learningRate: Double?
     @Option(help: "Comma-separated n for specialized AdapterDrop adapters (default: 2,4; --quick 2; 'none' for none).")
     var specialized: String?
     @Option(help: "Seed of every random choice.")
@@ -59,6 +63,8 @@ struct DemoCommand: ParsableCommand {
         if let testExamples { s.testExamplesPerTask = testExamples }
         if let maxLength { s.maxSequenceLength = maxLength }
         if let epochs { s.epochs = epochs }
+        if let batchSize { s.batchSize = batchSize }
+        if let learningRate { s.learningRate = learningRate }
         if let specialized {
             if specialized == "none" {
                 s.specializedDrops = []
