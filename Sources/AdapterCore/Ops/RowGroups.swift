@@ -19,7 +19,12 @@ public struct RowGroupLinear: Sendable {
     /// after the activation; nil for none.
     public var residual: Tensor?
 
-    /// - Parameters: see the properties.
+    /// - Parameters:
+    ///   - rows: the rows of `x`, `y` and `residual` the group covers.
+    ///   - weight: `[out_g, in_g]`.
+    ///   - bias: `[out_g]` or nil.
+    ///   - activation: applied after the bias.
+    ///   - residual: contiguous `[rows_total, ≥ out_g]`, added after the activation, or nil.
     public init(rows: Range<Int>, weight: Tensor, bias: Tensor? = nil, activation: Activation = .none,
                 residual: Tensor? = nil) {
         self.rows = rows
@@ -41,6 +46,7 @@ let groupedLinearRowChunk = 256
 ///   - x: `[rows_total, in]` contiguous (`in ≥` every group's `in_g`).
 ///   - groups: row ranges within `0..<rows_total`, non-overlapping.
 ///   - y: `[rows_total, out]` (`out ≥` every `out_g`); made uniquely owned and contiguous, keeping its values.
+///   - context: threads and GEMM backend.
 public func groupedLinear(_ x: Tensor, groups: [RowGroupLinear], into y: inout Tensor, context: ComputeContext) {
     require(x.rank == 2 && y.rank == 2 && x.shape[0] == y.shape[0],
             "groupedLinear: x \(x.shape) and y \(y.shape) must be [rows, features] with the same rows")
@@ -106,6 +112,8 @@ public func groupedLinear(_ x: Tensor, groups: [RowGroupLinear], into y: inout T
 ///   - rows: the rows to normalise.
 ///   - y: `[rows_total, features]`, made uniquely owned and contiguous, keeping its values; must not share
 ///     storage with `x` or `residual`.
+///   - eps: added to the variance.
+///   - context: threads.
 public func layerNorm(_ x: Tensor, residual: Tensor?, weight: Tensor, bias: Tensor, eps: Float, rows: Range<Int>,
                       into y: inout Tensor, context: ComputeContext) {
     require(x.rank == 2 && y.shape == x.shape && weight.shape == [x.shape[1]] && bias.shape == [x.shape[1]]
@@ -131,7 +139,10 @@ public func layerNorm(_ x: Tensor, residual: Tensor?, weight: Tensor, bias: Tens
 /// (`copies · rows.count` rows written); other rows keep their values.
 /// - Parameters:
 ///   - source: `[rows_s, features]`.
+///   - rows: the rows of `source` to copy.
 ///   - destination: `[rows_d, features]`, made uniquely owned and contiguous, keeping its values.
+///   - at: the first destination row.
+///   - copies: how many times the rows are written back to back.
 public func copyRows(_ source: Tensor, rows: Range<Int>, into destination: inout Tensor, at: Int, copies: Int = 1) {
     require(source.rank == 2 && destination.rank == 2 && source.shape[1] == destination.shape[1]
                 && rows.lowerBound >= 0 && rows.upperBound <= source.shape[0] && copies >= 0 && at >= 0

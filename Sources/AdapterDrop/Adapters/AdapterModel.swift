@@ -271,6 +271,15 @@ public struct AdapterModel: Sendable {
     /// `callAsFunction(_:setup:heads:skipLayers:outputFusionAttentions:keepHiddenStates:context:)`; with `buffered`
     /// false every setup takes the general `CompositionHook` path (same values; tests and `bench drop --hook-path`
     /// compare the two).
+    /// - Parameters:
+    ///   - input: ids, mask and type ids `[batch, seq]`.
+    ///   - setup: the active adapters, nil for the base model.
+    ///   - headNames: head names; nil = `defaultHeads(for:)`.
+    ///   - skipLayers: AdapterDrop — layers whose adapters and fusion do not run.
+    ///   - outputFusionAttentions: collect the fusion softmax weights (general path).
+    ///   - keepHiddenStates: also return every layer's output.
+    ///   - buffered: take the buffered path where the setup allows it.
+    ///   - context: threads and GEMM backend.
     /// - Throws: as `callAsFunction`.
     public func run(_ input: EncoderInput, setup: AdapterComposition?, heads headNames: [String]?, skipLayers: Set<Int>,
              outputFusionAttentions: Bool, keepHiddenStates: Bool, buffered: Bool,

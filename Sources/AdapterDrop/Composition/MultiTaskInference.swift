@@ -61,6 +61,7 @@ extension AdapterModel {
     ///   - input: `[batch, seq]`.
     ///   - tasks: adapter names, each with a head of the same name (one task is a plain single-adapter run).
     ///   - droppedLayers: n in `0 … layers` (AdapterDrop; n = layers runs no adapter at all).
+    ///   - context: threads and GEMM backend.
     /// - Returns: one `HeadPrediction` per task, in order, each with one row per example.
     /// - Throws: `MultiTaskError` (`.noTasks`, `.droppedLayersOutOfRange`, `.missingHead`),
     ///   `AdapterError.unknownAdapter`, `EncoderError` for bad ids.
@@ -73,7 +74,13 @@ extension AdapterModel {
     }
 
     /// `predictTasks(_:tasks:droppedLayers:context:)` on texts tokenized into one padded batch.
-    /// - Parameter maxLength: truncate longer texts to this many tokens (special tokens included); nil for none.
+    /// - Parameters:
+    ///   - texts: `[batch]` single texts (`[CLS] text [SEP]`).
+    ///   - tokenizer: the model's tokenizer (its pad id pads the batch).
+    ///   - maxLength: truncate longer texts to this many tokens (special tokens included); nil for none.
+    ///   - tasks: as in the `EncoderInput` variant.
+    ///   - droppedLayers: as in the `EncoderInput` variant.
+    ///   - context: threads and GEMM backend.
     /// - Throws: as the `EncoderInput` variant, and `TokenizerError`.
     public func predictTasks(texts: [String], tokenizer: SubwordTokenizer, maxLength: Int? = nil, tasks: [String],
                              droppedLayers: Int, context: ComputeContext) throws -> PredictionResult {
@@ -94,6 +101,7 @@ extension AdapterModel {
     ///   - input: `[batch, seq]`.
     ///   - tasks: `[batch]` adapter names, each with a head of the same name.
     ///   - droppedLayers: n in `0 … layers`.
+    ///   - context: threads and GEMM backend.
     /// - Returns: per example, in input order, the logits of its task's head (`[labels]`, tagging `[seq, labels]`).
     /// - Throws: `MultiTaskError.taskCount`, `.droppedLayersOutOfRange`, `.missingHead`, `AdapterError.unknownAdapter`,
     ///   `EncoderError` for bad ids.
@@ -134,6 +142,12 @@ extension AdapterModel {
     }
 
     /// `mixedTaskLogits` with labels (as `predict` labels them).
+    /// - Parameters:
+    ///   - input: `[batch, seq]`.
+    ///   - tasks: `[batch]` adapter names, each with a head of the same name.
+    ///   - droppedLayers: n in `0 … layers`.
+    ///   - context: threads and GEMM backend.
+    /// - Returns: per example, in input order: its task, logits and label.
     /// - Throws: as `mixedTaskLogits`.
     public func predictMixed(_ input: EncoderInput, tasks: [String], droppedLayers: Int,
                              context: ComputeContext) throws -> [ExamplePrediction] {
@@ -145,7 +159,13 @@ extension AdapterModel {
     }
 
     /// `predictMixed(_:tasks:droppedLayers:context:)` on texts tokenized into one padded batch.
-    /// - Parameter maxLength: truncate longer texts to this many tokens (special tokens included); nil for none.
+    /// - Parameters:
+    ///   - texts: `[batch]` single texts (`[CLS] text [SEP]`).
+    ///   - tokenizer: the model's tokenizer (its pad id pads the batch).
+    ///   - maxLength: truncate longer texts to this many tokens (special tokens included); nil for none.
+    ///   - tasks: `[batch]` adapter names, one per text.
+    ///   - droppedLayers: n in `0 … layers`.
+    ///   - context: threads and GEMM backend.
     /// - Throws: as the `EncoderInput` variant, and `TokenizerError`.
     public func predictMixed(texts: [String], tokenizer: SubwordTokenizer, maxLength: Int? = nil, tasks: [String],
                              droppedLayers: Int, context: ComputeContext) throws -> [ExamplePrediction] {

@@ -89,6 +89,10 @@ extension AdapterModel {
 
 extension HeadPrediction {
     /// Labels a head's logits `[rows, labels]` (tagging: `[rows, seq, labels]`) as `predict` does (see `labels`).
+    /// - Parameters:
+    ///   - name: the head's name.
+    ///   - tensor: logits `[rows, labels]` (tagging `[rows, seq, labels]`).
+    ///   - config: the head's config (type, label count, `id2label`).
     public init(name: String, logits tensor: Tensor, config: PredictionHeadConfig) {
         let rows = tensor.shape[0], width = tensor.count / max(rows, 1), values = tensor.scalars
         let labelCount = config.numLabels, id2label = config.id2label
