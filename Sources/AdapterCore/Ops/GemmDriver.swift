@@ -1,6 +1,6 @@
 // The parallel GEMM driver shared by `linear`, `matmul` and their backward passes: turns strided
-// tensors into (pointer, leading dimension, transpose) operands, cuts the output into a fixed grid
-// of tiles that depends only on the problem shape, and runs one C GEMM call per tile with the
+// tensors into (pointer, leading dimension, transpose) operands, cuts the output into a grid of tiles
+// (one per worker for a single product, see `GemmGrid`), and runs one C GEMM call per tile with the
 // calling worker's workspace.
 
 /// A matrix as the C GEMM reads it: stored row-major at `pointer` with leading dimension `ld`,
@@ -88,37 +88,43 @@ struct BatchedMatrix {
     }
 }
 
-/// Output tile grid for one GEMM: every batch item is cut into `mTile × nTile` blocks. Depends only
-/// on the shape (never on the thread count), so results do not change with `threads`; the C
-/// kernels' per-element arithmetic does not depend on where a tile starts, so the grid itself does
-/// not change results either (tested), it only has to give enough tasks for load balance.
+/// Output tile grid for one GEMM: every batch item is cut into `mTile × nTile` blocks, one task each.
+///
+/// The grid follows the worker count: with one thread every batch item is one task (one C call, so each
+/// operand is packed once per cache block); with T threads a batch item is cut into as many tiles as make
+/// the task count a multiple of T (T tiles for a single product), splitting the larger of M and N — N at
+/// multiples of 48 columns (the AVX-512 panel width, also a multiple of the AVX2 one and the pre-packed
+/// granule), M at multiples of 16 rows — so only the smaller operand is packed again per tile. Results do
+/// not depend on the grid: the C kernels give every output element the same FMA chain wherever its tile
+/// starts (docs/kernels.md, "The arithmetic contract"), so products stay bitwise identical for every thread
+/// count (tested in `LinearTests` and `MatmulTests`).
 struct GemmGrid {
-    let mTile: Int, nTile: Int
-    /// Target number of tasks per call: enough for a handful of workers to balance.
-    static let targetTasks = 8
-    /// Below this many flops a batch item is one task (splitting would cost more than it saves).
+    private(set) var mTile: Int, nTile: Int
+    /// Below this many flops per batch item no item is split (a split would cost more than it saves).
     static let minimumSplitFlops = 4.0e6
 
-    init(batch: Int, m: Int, n: Int, k: Int) {
+    init(batch: Int, m: Int, n: Int, k: Int, threads: Int) {
         let flops = 2.0 * Double(m) * Double(n) * Double(max(k, 1))
-        if batch >= GemmGrid.targetTasks || flops < GemmGrid.minimumSplitFlops || m == 0 || n == 0 {
-            mTile = max(m, 1)
-            nTile = max(n, 1)
-            return
+        // Tiles per item so that batch·tiles is a multiple of the worker count (balanced), unless the batch
+        // alone already balances well.
+        let tilesPerItem = batch >= 4 * threads ? 1 : threads / gcd(batch, threads)
+        mTile = max(m, 1)
+        nTile = max(n, 1)
+        if tilesPerItem <= 1 || flops < GemmGrid.minimumSplitFlops || m == 0 || n == 0 { return }
+        if n >= m {
+            let tiles = min(tilesPerItem, max(1, n / 48))
+            nTile = min(n, roundUp((n + tiles - 1) / tiles, 48))
+        } else {
+            let tiles = min(tilesPerItem, max(1, m / 16))
+            mTile = min(m, roundUp((m + tiles - 1) / tiles, 16))
         }
-        // M tiles of at most 256 rows (a multiple of 16: whole micro-tiles for MR = 4, 8 or 16).
-        let mTiles0 = (m + 255) / 256
-        let mt = roundUp((m + mTiles0 - 1) / mTiles0, 16)
-        let mTiles = (m + mt - 1) / mt
-        let wanted = (GemmGrid.targetTasks + batch - 1) / batch
-        var nt = n
-        if mTiles < wanted {
-            let nTiles = min((wanted + mTiles - 1) / mTiles, max(1, n / 96))
-            nt = min(n, roundUp((n + nTiles - 1) / nTiles, 48))
-        }
-        mTile = mt
-        nTile = nt
     }
+}
+
+@inline(__always) private func gcd(_ a: Int, _ b: Int) -> Int {
+    var (x, y) = (max(a, 1), max(b, 1))
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
 }
 
 @inline(__always) func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
@@ -135,10 +141,11 @@ struct GemmEpilogueOperands {
 
 /// C[b] = epilogue(alpha · op(A[b]) · op(B[b]) + beta · C[b]) for every batch item b, tiled and run
 /// on the context's workers. `a`/`b` batch offsets may be a single entry (broadcast).
-/// `c` is addressed as `cBase + cOffsets[b] + i*ldc + j`.
+/// `c` is addressed as `cBase + cOffsets[b] + i*ldc + j`. `b` may be nil only when `prepackedB` is given
+/// and the context uses the `.kernels` backend (the only one that reads the packing).
 func runBatchedGemm(
     context: ComputeContext, op: String,
-    a: BatchedMatrix, transposeA: Bool, b: BatchedMatrix, transposeB: Bool,
+    a: BatchedMatrix, transposeA: Bool, b: BatchedMatrix?, transposeB: Bool,
     m: Int, n: Int, k: Int,
     c cBase: UnsafeMutablePointer<Float>, cOffsets: [Int], ldc: Int,
     alpha: Float, beta: Float, epilogue: GemmEpilogueOperands = GemmEpilogueOperands(),
@@ -146,12 +153,13 @@ func runBatchedGemm(
 ) {
     let batch = cOffsets.count
     if batch == 0 || m == 0 || n == 0 { return }
-    let grid = GemmGrid(batch: batch, m: m, n: n, k: k)
+    let grid = GemmGrid(batch: batch, m: m, n: n, k: k, threads: context.threads)
     let mTiles = (m + grid.mTile - 1) / grid.mTile, nTiles = (n + grid.nTile - 1) / grid.nTile
     let tilesPerItem = mTiles * nTiles
     let backend = context.gemmBackend
     // A pre-packed B (same values as `b`, packed once) is used only by the hand-tuned kernels.
     let packed = backend == .kernels ? prepackedB : nil
+    require(b != nil || packed != nil, "\(op): no plain B operand for the \(backend) backend")
     if let packed {
         require(batch == 1 && (nTiles == 1 || grid.nTile % packed.granule == 0) && packed.n == n && packed.k == k,
                      "\(op): pre-packed weight [k \(packed.k), n \(packed.n)] does not match the product (n \(n), k \(k))")
@@ -159,17 +167,16 @@ func runBatchedGemm(
     let workspace = backend == .kernels
         ? KernelBridge.gemmWorkspaceSize(m: min(grid.mTile, m), n: min(grid.nTile, n), k: k) : 0
     // C trans flags: logical transpose XOR stored transpose.
-    let ta = transposeA != a.storedTransposed, tb = transposeB != b.storedTransposed
-    let aBase = a.tensor.basePointer, bBase = b.tensor.basePointer
-    let aOffsets = a.batchOffsets, bOffsets = b.batchOffsets
-    let lda = a.ld, ldb = b.ld
-    withExtendedLifetime((a.tensor, b.tensor, packed)) {
+    let ta = transposeA != a.storedTransposed, tb = transposeB != (b?.storedTransposed ?? false)
+    let aBase = a.tensor.basePointer, bBase = b?.tensor.basePointer
+    let aOffsets = a.batchOffsets, bOffsets = b?.batchOffsets ?? [0]
+    let lda = a.ld, ldb = b?.ld ?? 0
+    withExtendedLifetime((a.tensor, b?.tensor, packed)) {
         context.parallelFor(taskCount: batch * tilesPerItem, workspaceBytes: workspace) { task, _, ws in
             let item = task / tilesPerItem, tile = task % tilesPerItem
             let i0 = (tile / nTiles) * grid.mTile, j0 = (tile % nTiles) * grid.nTile
             let mt = min(grid.mTile, m - i0), nt = min(grid.nTile, n - j0)
             let ap = aBase + aOffsets[aOffsets.count == 1 ? 0 : item] + (ta ? i0 : i0 * lda)
-            let bp = bBase + bOffsets[bOffsets.count == 1 ? 0 : item] + (tb ? j0 * ldb : j0)
             let cp = cBase + cOffsets[item] + i0 * ldc + j0
             var e = GemmEpilogue()
             e.activation = epilogue.activation
@@ -188,6 +195,7 @@ func runBatchedGemm(
                                            beta: beta, epilogue: e, op: op)
                 return
             }
+            let bp = bBase! + bOffsets[bOffsets.count == 1 ? 0 : item] + (tb ? j0 * ldb : j0)
             KernelBridge.gemm(backend: backend, workspace: ws, transposeA: ta, transposeB: tb,
                               m: mt, n: nt, k: k, a: ap, lda: lda, b: bp, ldb: ldb, c: cp, ldc: ldc,
                               alpha: alpha, beta: beta, epilogue: e, op: op)
