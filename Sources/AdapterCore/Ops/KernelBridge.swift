@@ -206,6 +206,13 @@ extension KernelBridge {
               "\(op()) (ck_gemm_pack_b)")
     }
 
+    /// Restores the matrix a packed B was made from: op(B) `[k, n]` (`transposeB` false) or B stored
+    /// `[n, k]` (`transposeB` true) into `b` with leading dimension `ldb` (exact copy of the values).
+    static func unpackB(_ packed: UnsafeRawPointer, transposeB: Bool, b: UnsafeMutablePointer<Float>, ldb: Int,
+                        op: @autoclosure () -> String) {
+        check(ck_gemm_unpack_b(packed, transposeB ? CK_TRANS : CK_NO_TRANS, b, Int64(ldb)), "\(op()) (ck_gemm_unpack_b)")
+    }
+
     /// Column granule of a packed B (tiles must start at multiples of it).
     static func packedBGranule(_ packed: UnsafeRawPointer) -> Int {
         Int(ck_gemm_pack_b_granule(packed))

@@ -199,6 +199,13 @@ ck_status ck_gemm_pack_b(ck_trans transb, int64_t n, int64_t k, const float *b, 
  *  packed B. */
 int64_t ck_gemm_pack_b_granule(const void *packed);
 
+/** Restore the matrix a pre-packed B was made from: with transb == CK_NO_TRANS, op(B) [k, n] into
+ *  b (row-major, ldb >= n); with CK_TRANS, its transpose [n, k] (ldb >= k), i.e. the B that
+ *  ck_gemm_pack_b(CK_TRANS, ...) read. Packing copies values, so the round trip is exact. Lets a
+ *  caller keep only the packed copy of a weight and rebuild the plain one on demand.
+ *  Errors: CK_ERR_NULL_POINTER, CK_ERR_BAD_ARG (not a packed B, bad transb), CK_ERR_BAD_LD. */
+ck_status ck_gemm_unpack_b(const void *packed, ck_trans transb, float *b, int64_t ldb);
+
 /** C[m,n] = epilogue(alpha * op(A) * Bp[:, j0 : j0+n] + beta * C), where Bp is the op(B) [k, n_total]
  *  packed by ck_gemm_pack_b. j0 must be a multiple of ck_gemm_pack_b_granule(packed) and
  *  j0 + n <= n_total; k must equal the packed k (else CK_ERR_BAD_ARG). The epilogue's bias is indexed

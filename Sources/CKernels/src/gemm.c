@@ -395,6 +395,33 @@ int64_t ck_gemm_pack_b_granule(const void *packed) {
     return h->nr;
 }
 
+ck_status ck_gemm_unpack_b(const void *packed, ck_trans transb, float *b, int64_t ldb) {
+    if (packed == NULL) return CK_ERR_NULL_POINTER;
+    if (transb != CK_NO_TRANS && transb != CK_TRANS) return CK_ERR_BAD_ARG;
+    const ck_packed_b_header *h = (const ck_packed_b_header *)packed;
+    if (h->magic != CK_PACKED_B_MAGIC || h->nr < 1) return CK_ERR_BAD_ARG;
+    const int64_t n = h->n, k = h->k, nr = h->nr;
+    if (n == 0 || k == 0) return CK_OK;
+    if (b == NULL) return CK_ERR_NULL_POINTER;
+    if (ldb < (transb == CK_NO_TRANS ? n : k)) return CK_ERR_BAD_LD;
+    const float *data = (const float *)(h + 1);
+    /* ref layout: plain [k, n] (nr == 1 and every "panel" is one column, so the general loop below
+     * would read it wrongly). */
+    const int ref = h->isa == (uint32_t)CK_ISA_REF;
+    for (int64_t j0 = 0; j0 < n; j0 += (ref ? n : nr)) {
+        const int64_t w = ref ? n : ck_min64(nr, n - j0);
+        for (int64_t p = 0; p < k; ++p) {
+            const float *src = ref ? data + p * n : data + j0 * k + p * nr;
+            if (transb == CK_NO_TRANS) {
+                memcpy(b + p * ldb + j0, src, (size_t)w * sizeof(float));
+            } else {
+                for (int64_t c = 0; c < w; ++c) b[(j0 + c) * ldb + p] = src[c];
+            }
+        }
+    }
+    return CK_OK;
+}
+
 ck_status ck_gemm_f32_prepacked(const ck_workspace *ws, ck_trans transa,
                                 int64_t m, int64_t n, int64_t k,
                                 const float *a, int64_t lda, const void *packed_b, int64_t j0,
