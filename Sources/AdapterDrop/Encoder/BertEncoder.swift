@@ -22,16 +22,43 @@ import Foundation
 public struct BertEncoder: Sendable {
     /// The model hyper-parameters.
     public let config: BertConfig
-    /// The pre-trained weights.
-    public let weights: BertWeights
+    /// The pre-trained weights, complete. With `prepackWeights` the layer matrices are held only in packed
+    /// form, and every read of this property unpacks all of them (allocating as much memory as they take):
+    /// read one layer with `layerWeights(_:)` instead.
+    public var weights: BertWeights {
+        guard packedLayers != nil else { return storedWeights }
+        var w = storedWeights
+        for l in w.layers.indices { w.layers[l] = layerWeights(l) }
+        return w
+    }
+
+    /// The weights as held: with `prepackWeights`, each layer's six matrices are empty `[0, in]` placeholders
+    /// (the packed copies in `packedLayers` are the only ones); everything else is complete.
+    let storedWeights: BertWeights
+
+    /// Layer `l`'s weights, complete (with `prepackWeights`, its six matrices are unpacked from the packed
+    /// copies: exact, but a fresh allocation on every call).
+    public func layerWeights(_ l: Int) -> BertWeights.Layer {
+        guard let p = packedLayers?[l] else { return storedWeights.layers[l] }
+        var w = storedWeights.layers[l]
+        let h = config.hiddenSize, qkv = p.qkv.weight
+        w.queryWeight = qkv.slice(rows: 0..<h)
+        w.keyWeight = qkv.slice(rows: h..<2 * h)
+        w.valueWeight = qkv.slice(rows: 2 * h..<3 * h)
+        w.attentionOutputWeight = p.attentionOutput.weight
+        w.intermediateWeight = p.intermediate.weight
+        w.outputWeight = p.output.weight
+        return w
+    }
 
     /// - Parameters:
     ///   - config: hyper-parameters (validated by the loader).
     ///   - weights: tensors whose shapes match `config` (checked by the loader).
-    ///   - prepackWeights: also lay every layer's four weight matrices out once in the GEMM's packed format
-    ///     (`PackedWeight`), so no forward pass packs them again: faster, most at small batches, but it
-    ///     holds a second copy of those matrices (+324 MiB for BERT-base, +81 MiB for MiniLM-L6). Results are
-    ///     bitwise the same either way.
+    ///   - prepackWeights: hold every layer's four weight matrices (Q/K/V fused) only in the GEMM's packed
+    ///     format (`PackedWeight` without its plain copy), so no forward pass packs them again: faster, most at
+    ///     small batches, in the same memory as the plain matrices. Results are bitwise the same either way.
+    ///     The plain matrices are rebuilt on demand (`weights`, `layerWeights(_:)`), and GEMM backends other
+    ///     than `.kernels` unpack them in every product (slow; use the default for those).
     public init(config: BertConfig, weights: BertWeights, prepackWeights: Bool = false) {
         self.config = config
         // Fuse Q, K and V into one [3·hidden, hidden] weight per layer (one GEMM instead of three). The
@@ -51,12 +78,32 @@ public struct BertEncoder: Sendable {
             weights.layers[l] = w
             fused.append(FusedProjection(weight: qkv, bias: bias))
         }
-        self.weights = weights
+        guard prepackWeights else {
+            self.storedWeights = weights
+            self.fusedQKV = fused
+            self.packedLayers = nil
+            return
+        }
+        // Pack layer by layer and keep only the packed copies (placeholders where the matrices were).
+        var packed: [PackedLayer] = []
+        for l in weights.layers.indices {
+            var w = weights.layers[l]
+            func pack(_ t: Tensor) -> PackedWeight { PackedWeight(t, keepPlainWeight: false) }
+            packed.append(PackedLayer(qkv: pack(fused[l].weight), attentionOutput: pack(w.attentionOutputWeight),
+                                      intermediate: pack(w.intermediateWeight), output: pack(w.outputWeight)))
+            func placeholder(_ t: Tensor) -> Tensor { Tensor(zeros: [0, t.shape[1]]) }
+            w.queryWeight = placeholder(w.queryWeight)
+            w.keyWeight = placeholder(w.keyWeight)
+            w.valueWeight = placeholder(w.valueWeight)
+            w.attentionOutputWeight = placeholder(w.attentionOutputWeight)
+            w.intermediateWeight = placeholder(w.intermediateWeight)
+            w.outputWeight = placeholder(w.outputWeight)
+            weights.layers[l] = w
+            fused[l] = FusedProjection(weight: placeholder(fused[l].weight), bias: fused[l].bias)
+        }
+        self.storedWeights = weights
         self.fusedQKV = fused
-        self.packedLayers = prepackWeights ? zip(weights.layers, fused).map { w, qkv in
-            PackedLayer(qkv: PackedWeight(qkv.weight), attentionOutput: PackedWeight(w.attentionOutputWeight),
-                        intermediate: PackedWeight(w.intermediateWeight), output: PackedWeight(w.outputWeight))
-        } : nil
+        self.packedLayers = packed
     }
 
     /// A layer's weight matrices in the GEMM's packed layout (see `prepackWeights`).
@@ -67,7 +114,8 @@ public struct BertEncoder: Sendable {
         let output: PackedWeight
     }
 
-    /// Per layer, the packed weights, or nil when the encoder was made without `prepackWeights`.
+    /// Per layer, the packed weights (the only copy of the matrices), or nil when the encoder was made
+    /// without `prepackWeights`.
     let packedLayers: [PackedLayer]?
 
     /// Whether the weight matrices are held pre-packed (see `init(config:weights:prepackWeights:)`).
@@ -137,7 +185,7 @@ public struct BertEncoder: Sendable {
             inner = Tensor(zeros: [tokens, config.intermediateSize])
         }
         for l in 0..<config.numHiddenLayers {
-            let w = weights.layers[l], fused = fusedQKV[l], packed = packedLayers?[l]
+            let w = storedWeights.layers[l], fused = fusedQKV[l], packed = packedLayers?[l]
             dense(x, fused.weight, packed?.qkv, bias: fused.bias, into: &qkv, context: context)
             fusedSelfAttention(qkv: qkv, mask: mask, batch: batch, sequenceLength: seq,
                                heads: config.numAttentionHeads, scale: scale, into: &attended, context: context)
@@ -186,7 +234,8 @@ public struct BertEncoder: Sendable {
         let bias: Tensor
     }
 
-    /// Per layer, the fused Q/K/V projection (shares storage with `weights`).
+    /// Per layer, the fused Q/K/V projection (shares storage with `weights`; with `prepackWeights` the weight
+    /// is a `[0, hidden]` placeholder and `packedLayers` holds the matrix).
     let fusedQKV: [FusedProjection]
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face model folder.
@@ -253,7 +302,7 @@ public struct BertEncoder: Sendable {
     /// - Throws: `EncoderError` for ids outside the tables or a sequence that is too long.
     public func embed(_ input: EncoderInput, context: ComputeContext) throws -> Tensor {
         try validate(input)
-        let e = weights.embeddings
+        let e = storedWeights.embeddings
         let words = gatherRows(e.wordEmbeddings, indices: input.inputIds, context: context)
         let types = gatherRows(e.tokenTypeEmbeddings, indices: input.tokenTypeIds, context: context)
         let positions = gatherRows(e.positionEmbeddings, indices: positionIds(for: input), context: context)
@@ -269,7 +318,7 @@ public struct BertEncoder: Sendable {
     ///   - mask: additive key mask `[batch, seq]` (see `additiveMask(for:)`).
     func selfAttention(layer l: Int, _ x: Tensor, mask: Tensor, batch: Int, seq: Int,
                        context: ComputeContext) -> Tensor {
-        let w = weights.layers[l], qkv = fusedQKV[l], packed = packedLayers?[l]
+        let w = storedWeights.layers[l], qkv = fusedQKV[l], packed = packedLayers?[l]
         let projected = dense(x, qkv.weight, packed?.qkv, bias: qkv.bias, context: context)   // [tokens, 3·hidden]
         let attended = fusedSelfAttention(qkv: projected, mask: mask, batch: batch, sequenceLength: seq,
                                           heads: config.numAttentionHeads,
@@ -280,7 +329,7 @@ public struct BertEncoder: Sendable {
 
     /// The feed-forward block up to the output projection: `h₂ = act(x₁·Wiᵀ + bi)·Wo₂ᵀ + bo₂`.
     func feedForward(layer l: Int, _ x: Tensor, context: ComputeContext) -> Tensor {
-        let w = weights.layers[l]
+        let w = storedWeights.layers[l]
         let packed = packedLayers?[l]
         let inner = dense(x, w.intermediateWeight, packed?.intermediate, bias: w.intermediateBias,
                           activation: config.hiddenActivation, context: context)
@@ -289,7 +338,7 @@ public struct BertEncoder: Sendable {
 
     /// The layer's LayerNorm at an adapter location.
     public func sublayerLayerNorm(layer l: Int, _ location: AdapterLocation) -> SublayerLayerNorm {
-        let w = weights.layers[l], eps = Float(config.layerNormEps)
+        let w = storedWeights.layers[l], eps = Float(config.layerNormEps)
         switch location {
         case .attentionOutput: return SublayerLayerNorm(weight: w.attentionLayerNormWeight, bias: w.attentionLayerNormBias, eps: eps)
         case .output: return SublayerLayerNorm(weight: w.outputLayerNormWeight, bias: w.outputLayerNormBias, eps: eps)
@@ -376,7 +425,7 @@ public struct BertEncoder: Sendable {
 
     /// The BERT pooler `tanh(W·h[CLS] + b)`, `[batch, hidden]`, or nil without pooler weights.
     func pool(_ last: Tensor, context: ComputeContext) -> Tensor? {
-        guard let pooler = weights.pooler else { return nil }
+        guard let pooler = storedWeights.pooler else { return nil }
         return linear(Pooling.first(last), weight: pooler.weight, bias: pooler.bias, activation: .tanh, context: context)
     }
 }

@@ -93,7 +93,7 @@ extension BertEncoder {
                                      rng: inout SeededRNG, saveForBackward: Bool,
                                      packedWeights: PackedTrainingWeights? = nil,
                                      context: ComputeContext) -> (output: Tensor, state: LayerTrainingState?) {
-        let w = weights.layers[l], pw = packedWeights?.layers[l]
+        let w = layerWeights(l), pw = packedWeights?.layers[l]
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
         let rows = batch * seq
         require(x.shape == [rows, hidden], "trainingLayerForward: x \(x.shape) is not [\(rows), \(hidden)]")
@@ -235,7 +235,7 @@ extension BertEncoder {
                                       layerNormGradients: inout LayerNormGradients?,
                                       packedWeights: PackedTrainingWeights? = nil,
                                       context: ComputeContext) -> Tensor {
-        let l = state.layer, w = weights.layers[l], pw = packedWeights?.layers[l]
+        let l = state.layer, w = layerWeights(l), pw = packedWeights?.layers[l]
         let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
         // dy has k·rows rows when a module in this layer replicated the batch (Parallel); its backward sums

@@ -18,9 +18,9 @@ public struct PackedTrainingWeights: Sendable {
     /// forward; packing them still speeds up their forward.
     public init(_ encoder: BertEncoder, layers: Range<Int>? = nil) {
         let range = layers ?? 0..<encoder.config.numHiddenLayers
-        self.layers = encoder.weights.layers.indices.map { l in
+        self.layers = (0..<encoder.config.numHiddenLayers).map { l in
             guard range.contains(l) else { return nil }
-            let w = encoder.weights.layers[l]
+            let w = encoder.layerWeights(l)
             func pack(_ t: Tensor) -> PackedWeight { PackedWeight(t, packForBackward: true) }
             return Layer(query: pack(w.queryWeight), key: pack(w.keyWeight), value: pack(w.valueWeight),
                          attentionOutput: pack(w.attentionOutputWeight), intermediate: pack(w.intermediateWeight),
