@@ -26,7 +26,11 @@ public enum GemmBackend: String, Sendable, CaseIterable, Codable {
 ///
 /// Every op splits its output into a fixed set of tasks that depends only on the operand shapes —
 /// never on `threads` — and each output element is produced by exactly one task in a fixed order.
-/// Results are therefore bitwise identical for every thread count. Reductions across rows (bias and
+/// Results are therefore bitwise identical for every thread count. (Matrix products are the one
+/// exception to the fixed split: their tiles follow `threads`, one per worker, which changes no bit on
+/// the `.kernels` and `.reference` backends because the C kernels give every output element the same
+/// FMA chain wherever its tile starts; on `.cblas`, OpenBLAS may pick a different kernel for a
+/// differently sized call, so that backend does not promise bitwise thread-count independence.) Reductions across rows (bias and
 /// LayerNorm parameter gradients) use fixed row chunks with partial sums added in chunk order.
 ///
 /// A context runs one parallel section at a time: concurrent calls from several threads are
