@@ -139,7 +139,7 @@ struct DropBenchCommand: ParsableCommand {
                                   n, d, row.ms, row.speedupVsNoDrop, t[i + 1] / encoderTime, encoderTime * 1e3)
                 if compareHookPath {
                     let hook = t[1 + drops.count + i]
-                    line += String(format: "  hook path %.1f ms (buffered %.2f× faster)", hook * 1e3, hook / t[i + 1])
+                    line += String(format: "  hook path %.1f ms (time hook / buffered %.2f)", hook * 1e3, hook / t[i + 1])
                 }
                 print(line)
                 fflush(nil)
