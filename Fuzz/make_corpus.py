@@ -42,3 +42,8 @@ for i, s in enumerate(["a", "Stack(a,b)", "Parallel(a,b)", "Fuse(a,b)", 'Fuse(a,
                        "BatchSplit(a,b,batch_sizes=[1,2])", "BatchSplit(a,b,batch_sizes=2)",
                        "Average(a,b,weights=[0.3,0.7])", "none", "Parallel(Stack(a,b),Stack(c,d))", "'quoted'"]):
     put("composition", f"seed{i:02}.txt", s)
+# Datasets: the first byte picks the format (even: JSONL, odd: CSV); small hand-written files (fetch-data.sh's
+# files are not committed).
+put("dataset", "jsonl.seed", b"\x00" + b'{"text": "a good film", "label": "pos"}\n{"text": "bad", "text_pair": "worse", "label": "neg"}\n\n{"text": "ok", "label": 1}\n')
+put("dataset", "csv.seed", b"\x01" + b'text,text_pair,label\n"a, quoted ""film""",x,pos\nbad,,neg\n')
+put("dataset", "labels.seed", b"\x00" + b'["neg", "pos"]')

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (Fuzz/, -sanitize=fuzzer,address) and runs every target for a bounded time.
 # Usage: scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Targets: safetensors bert_config adapter_config wordpiece_vocab tokenizer_json bpe_files tokenize_text composition
+# Targets: safetensors bert_config adapter_config wordpiece_vocab tokenizer_json bpe_files tokenize_text composition dataset
+# FUZZ_RUNS=N stops each target after N executions (the time limit still applies as a cap).
 # The seed corpora (Fuzz/corpus/<target>, made by Fuzz/make_corpus.py) are read only; new inputs go to
 # Fuzz/.work/<target> (git-ignored). A crash leaves crash-*/timeout-*/oom-* in Fuzz/.work/artifacts and fails
 # the script; copy it into Fuzz/crashers/<target>/ so ReliabilityFuzzRegressionTests replays it.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../Fuzz"
 seconds="${1:-60}"; shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors bert_config adapter_config wordpiece_vocab tokenizer_json bpe_files tokenize_text composition)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors bert_config adapter_config wordpiece_vocab tokenizer_json bpe_files tokenize_text composition dataset)
 # FUZZ_CONFIGURATION=release fuzzes optimized code (many more executions per second; longer build).
 flags=(-c "${FUZZ_CONFIGURATION:-debug}" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 swift build "${flags[@]}" --product AdapterDropFuzz
@@ -26,7 +27,8 @@ for t in "${targets[@]}"; do
     esac
     mkdir -p ".work/$t"
     log=".work/$t.log"
-    if FUZZ_TARGET="$t" FUZZ_FIXTURES="$PWD/../Tests/Fixtures" "$bin" ".work/$t" "corpus/$t" \
+    runs=(); [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
+    if FUZZ_TARGET="$t" FUZZ_FIXTURES="$PWD/../Tests/Fixtures" "$bin" ".work/$t" "corpus/$t" "${runs[@]}" \
         -max_total_time="$seconds" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix=".work/artifacts/$t-" >"$log" 2>&1; then
         result=ok

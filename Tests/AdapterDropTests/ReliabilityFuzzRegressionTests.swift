@@ -44,7 +44,7 @@ private func roundedWeights(_ c: AdapterComposition) -> AdapterComposition {
 struct ReliabilityFuzzRegressionTests {
     @Test func seedsArePresent() {
         for t in ["safetensors", "bert_config", "adapter_config", "wordpiece_vocab", "tokenizer_json", "bpe_files",
-                  "tokenize_text", "composition"] {
+                  "tokenize_text", "composition", "dataset"] {
             #expect(!fuzzInputs(t).isEmpty, "no seeds for \(t) (python3 Fuzz/make_corpus.py)")
         }
     }
@@ -86,6 +86,22 @@ struct ReliabilityFuzzRegressionTests {
             try Data(bytes[min(split + 1, bytes.count)...]).write(to: merges)
             if let t = try? SubwordTokenizer.byteLevelBPE(vocabularyFile: vocab, mergesFile: merges) { exercise(t, sample); loaded += 1 }
         }
+        var datasets = 0
+        for url in fuzzInputs("dataset") {
+            let bytes = try [UInt8](Data(contentsOf: url))
+            guard let first = bytes.first else { continue }
+            let file = scratch.appendingPathComponent(first & 1 == 0 ? "data.jsonl" : "data.csv")
+            try Data(bytes.dropFirst()).write(to: file)
+            if let d = try? TextClassificationDataset(contentsOf: file.path) {
+                #expect(d.examples.allSatisfy { $0.label >= 0 && $0.label < d.labels.count })
+                _ = d.batches(size: 1 + Int(first >> 4), shuffleSeed: UInt64(first))
+                datasets += 1
+            }
+            let labels = scratch.appendingPathComponent("labels.json")
+            try Data(bytes.dropFirst()).write(to: labels)
+            if (try? TextClassificationDataset.readLabelList(path: labels.path)) != nil { datasets += 1 }
+        }
+        #expect(datasets >= 2, "the CSV seed and the label-list seed load")
         // Every committed seed of a loader is a valid file (they come from the fixtures).
         #expect(loaded >= 10, "only \(loaded) seeds loaded")
     }

@@ -30,6 +30,9 @@ enum FuzzTarget: String, CaseIterable {
     case tokenizeText = "tokenize_text"
     /// `AdapterComposition.parse` on arbitrary text.
     case composition
+    /// Training/eval data files: `TextClassificationDataset(contentsOf:)` as JSONL and as CSV (the first byte
+    /// picks the format; the rest is the file), then batching; and `readLabelList` on the same bytes.
+    case dataset
 }
 
 nonisolated(unsafe) var target: FuzzTarget = .composition
@@ -154,6 +157,17 @@ func runOne(_ bytes: UnsafeRawBufferPointer) {
         let text = String(decoding: bytes, as: UTF8.self)
         exercise(wordPiece!, text)
         exercise(bpe!, text)
+    case .dataset:
+        guard let first = bytes.first else { return }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[1...])
+        let name = first & 1 == 0 ? "data.jsonl" : "data.csv"
+        let url = scratchFile(name, body)
+        if let d = try? TextClassificationDataset(contentsOf: url.path) {
+            precondition(d.examples.allSatisfy { $0.label >= 0 && $0.label < d.labels.count }, "label index out of range")
+            _ = d.batches(size: 1 + Int(first >> 4), shuffleSeed: UInt64(first))
+        }
+        let labels = scratchFile("labels.json", body)
+        _ = try? TextClassificationDataset.readLabelList(path: labels.path)
     case .composition:
         let text = String(decoding: bytes, as: UTF8.self)
         // (Names holding both quote characters have no printed form that reads back; see `quoted`.)
