@@ -1,0 +1,133 @@
+// End-to-end runs of the built `adapterdrop` executable (train, eval, fuse, bad input) on tiny-bert with a
+// generated vocabulary and a synthetic two-class task. `swift build --build-tests` builds the executable next to
+// the test bundle; the tests require it (they fail, not skip, when it is missing).
+import AdapterCore
+@testable import AdapterDrop
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct TrainCommandTests {
+    struct Run {
+        var status: Int32, stdout: String, stderr: String
+    }
+
+    /// The `adapterdrop` executable in the build folder of the running tests.
+    static func binary() throws -> URL {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("adapterdrop")
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                return candidate
+            }
+            folder = folder.deletingLastPathComponent()
+        }
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "adapterdrop next to \(CommandLine.arguments[0])"])
+    }
+
+    static func run(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// A model folder (tiny-bert + a 100-token vocab: [PAD] [CLS] [SEP] [UNK] [MASK] w5 … w99) and
+    /// train/dev files where class "pos" uses words w60…w69 and "neg" w10…w19.
+    static func workspace() throws -> URL {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("train-cli-\(UUID().uuidString)")
+        let model = root.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: fixtureURL("tiny-bert/\(f)"), to: model.appendingPathComponent(f))
+        }
+        let vocab = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"] + (5..<100).map { "w\($0)" }
+        try (vocab.joined(separator: "\n") + "\n").write(to: model.appendingPathComponent("vocab.txt"), atomically: true, encoding: .utf8)
+        for (split, count, seed) in [("train", 64, UInt64(5)), ("dev", 32, UInt64(6))] {
+            let task = AdapterTrainingTrainerTests.syntheticTask(count: count, seed: seed)
+            let lines = task.examples.map { "{\"text\": \"\($0.text)\", \"label\": \"\($0.label == 1 ? "pos" : "neg")\"}" }
+            try (lines.joined(separator: "\n") + "\n").write(to: root.appendingPathComponent("\(split).jsonl"), atomically: true, encoding: .utf8)
+        }
+        return root
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        let line = try #require(text.split(separator: "\n").last)
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test func trainEvalAndFuseEndToEnd() throws {
+        let root = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let common = ["--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--epochs", "15", "--warmup-steps", "10",
+                      "--batch-size", "8", "--lr", "2e-2", "--reduction-factor", "4", "--threads", "1", "--json"]
+        let a = try Self.run(["train"] + common + ["--task", "a", "--robust-drop", "0...1", "--out", p("a")])
+        #expect(a.status == 0, "\(a.stderr)")
+        let report = try Self.json(a.stdout)
+        let dev = try #require(report["dev"] as? [String: Any])
+        let accuracy = try #require(dev["accuracy"] as? Double)
+        print("train CLI: \(a.stdout)")
+        #expect(accuracy >= 0.85)
+        for f in ["adapter_config.json", "adapter.safetensors", "head_config.json", "model_head.safetensors", "training_result.json"] {
+            #expect(FileManager.default.fileExists(atPath: p("a/\(f)")), "missing \(f)")
+        }
+        // eval reads the saved adapter + head and its label names; with train's batching (batch size 8, so the same
+        // padding) the same metrics as train's dev evaluation.
+        let e = try Self.run(["eval", "--model", p("model"), "--adapter", p("a"), "--data", p("dev.jsonl"), "--batch-size", "8",
+                              "--threads", "1", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(try Self.json(e.stdout)["accuracy"] as? Double == accuracy)
+        #expect(try Self.json(e.stdout)["loss"] as? Double == dev["loss"] as? Double)
+        let skipped = try Self.run(["eval", "--model", p("model"), "--adapter", p("a"), "--data", p("dev.jsonl"), "--skip-layers", "0",
+                                    "--threads", "1", "--json"])
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        let skipList = try Self.json(skipped.stdout)["skip_layers"] as? [Int]
+        #expect(skipList == [0])
+
+        let b = try Self.run(["train"] + common + ["--task", "b", "--seed", "3", "--out", p("b")])
+        #expect(b.status == 0, "\(b.stderr)")
+        let f = try Self.run(["fuse", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--train", p("train.jsonl"),
+                              "--dev", p("dev.jsonl"), "--epochs", "2", "--batch-size", "8", "--lr", "5e-3", "--threads", "1",
+                              "--json", "--out", p("f")])
+        #expect(f.status == 0, "\(f.stderr)")
+        for name in ["adapter_fusion_config.json", "model_adapter_fusion.safetensors", "head_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: p("f/\(name)")), "missing \(name)")
+        }
+    }
+
+    /// Bad input: one-line error naming the file/line or option, non-zero exit, nothing written to --out.
+    @Test func badInputFailsCleanly() throws {
+        let root = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        try "{\"text\": \"w10\", \"label\": \"meh\"}\n".write(to: root.appendingPathComponent("bad.jsonl"), atomically: true, encoding: .utf8)
+        let base = ["train", "--model", p("model"), "--train", p("train.jsonl"), "--task", "t", "--threads", "1", "--epochs", "1"]
+        let badLabel = try Self.run(base + ["--dev", p("bad.jsonl"), "--out", p("o1")])
+        #expect(badLabel.status != 0)
+        #expect(badLabel.stderr.contains("bad.jsonl:1: unknown label \"meh\""), "\(badLabel.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("o1")))
+        let tooDeep = try Self.run(base + ["--dev", p("dev.jsonl"), "--drop", "3", "--out", p("o2")])
+        #expect(tooDeep.status != 0 && tooDeep.stderr.contains("3") && tooDeep.stderr.contains("2 layers"), "\(tooDeep.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("o2")))
+        try FileManager.default.createDirectory(atPath: p("full"), withIntermediateDirectories: true)
+        try "x".write(toFile: p("full/keep.txt"), atomically: true, encoding: .utf8)
+        let full = try Self.run(base + ["--dev", p("dev.jsonl"), "--out", p("full")])
+        #expect(full.status != 0 && full.stderr.contains("not empty"), "\(full.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p("full")) == ["keep.txt"])
+        let both = try Self.run(base + ["--dev", p("dev.jsonl"), "--drop", "1", "--robust-drop", "0...1", "--out", p("o3")])
+        #expect(both.status != 0 && both.stderr.contains("--robust-drop"), "\(both.stderr)")
+        let missing = try Self.run(base + ["--dev", p("nope.jsonl"), "--out", p("o4")])
+        #expect(missing.status != 0 && missing.stderr.contains("nope.jsonl"), "\(missing.stderr)")
+        for r in [badLabel, tooDeep, full, missing] {
+            #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1, "\(r.stderr)")
+        }
+    }
+}
