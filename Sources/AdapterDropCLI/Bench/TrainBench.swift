@@ -97,6 +97,7 @@ struct TrainBenchCommand: ParsableCommand {
         print("model: \(config) (RANDOM weights), one seq_bn adapter (reduction factor 16) + head, batch \(batch), seq \(seq), "
               + "\(steps) steps per run, dropout \(noDropout ? "off" : "on"), packed \(!noPack), threads \(runtime.threads), "
               + "ISA \(KernelISA.active.rawValue)")
+        fflush(nil)  // shown before the timing starts even when stdout is a file or pipe
         let baseline = try trainer(.none)
         _ = try baseline.train(on: dataset, context: context)  // checked run: errors surface before timing
         func step(_ t: AdapterTrainer) -> () -> Void { { _ = try? t.train(on: dataset, context: context) } }
@@ -118,6 +119,7 @@ struct TrainBenchCommand: ParsableCommand {
             func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
             print(pad(row.mode, 12) + "dropped " + pad(row.droppedLayers, 7)
                   + String(format: "%9.1f ms/step  speed-up vs no drop %.2f×", row.msPerStep, row.speedupVsNoDrop))
+            fflush(nil)
         }
         if let json = jsonFile.path { try writeJSON(rows, to: json) }
     }
