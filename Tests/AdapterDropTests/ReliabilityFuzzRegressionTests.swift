@@ -151,6 +151,20 @@ struct ReliabilityFuzzRegressionTests {
     #expect(try AdapterComposition.parse(c.description) == c)
 }
 
+/// Regression for a fuzzing find (`Fuzz/crashers/composition/both-quotes-after-first-char`, bytes
+/// `d6 27 22 d9 91`): a bare name holding both quote characters after its first one was printed quoted, which
+/// cannot read back; it is now printed bare (quotes only matter at the start of a bare name). Names that start
+/// with a quote and hold both kinds still have no printed form (`isPrintable(name:)` is false).
+@Test func namesWithBothQuotesPrintBare() throws {
+    for name in ["a'b\"c", "\u{FFFD}'\"\u{651}", "x\"'"] {
+        #expect(AdapterComposition.isPrintable(name: name))
+        for c in [AdapterComposition.adapter(name), .fuse([.adapter("b"), .adapter(name)], name: name)] {
+            #expect(try AdapterComposition.parse(c.description) == c, "\(c.description)")
+        }
+    }
+    #expect(!AdapterComposition.isPrintable(name: "'a\"") && !AdapterComposition.isPrintable(name: "a b'\""))
+}
+
 /// `Parallel(a,a)` and `Fuse(a,a)` would collapse two channels into one; `checkDistinctChildren` (called by
 /// `adapterdrop predict`) rejects them with the reason. `Stack(a,a)` (the same adapter applied twice) passes.
 @Test func duplicateChildrenInParallelAndFuseAreRejected() throws {

@@ -116,6 +116,16 @@ func roundedWeights(_ c: AdapterComposition) -> AdapterComposition {
     }
 }
 
+/// True when every adapter and Fuse name in `c` has a printed form (`AdapterComposition.isPrintable(name:)`).
+func allNamesPrintable(_ c: AdapterComposition) -> Bool {
+    switch c {
+    case let .adapter(n): return AdapterComposition.isPrintable(name: n)
+    case let .fuse(children, name):
+        return (name.map { AdapterComposition.isPrintable(name: $0) } ?? true) && children.allSatisfy(allNamesPrintable)
+    default: return c.children.allSatisfy(allNamesPrintable)
+    }
+}
+
 func runOne(_ bytes: UnsafeRawBufferPointer) {
     switch target {
     case .safetensors:
@@ -170,8 +180,8 @@ func runOne(_ bytes: UnsafeRawBufferPointer) {
         _ = try? TextClassificationDataset.readLabelList(path: labels.path)
     case .composition:
         let text = String(decoding: bytes, as: UTF8.self)
-        // (Names holding both quote characters have no printed form that reads back; see `quoted`.)
-        if let c = try? AdapterComposition.parse(text), !(text.contains("\"") && text.contains("'")) {
+        // (Some names holding both quote characters have no printed form that reads back: `isPrintable(name:)`.)
+        if let c = try? AdapterComposition.parse(text), allNamesPrintable(c) {
             // The printed form must parse back to the same composition.
             let again = try? AdapterComposition.parse(c.description)
             precondition(again.map(roundedWeights) == roundedWeights(c), "round trip changed \(c) into \(String(describing: again))")

@@ -82,20 +82,32 @@ public indirect enum AdapterComposition: Sendable, Equatable, CustomStringConver
         case let .adapter(n): return Self.quotedIfNeeded(n)
         case let .stack(c): return "Stack(\(list(c)))"
         case let .parallel(c): return "Parallel(\(list(c)))"
-        case let .fuse(c, name): return "Fuse(\(list(c))\(name.map { ",name=\(Self.quoted($0))" } ?? ""))"
+        case let .fuse(c, name): return "Fuse(\(list(c))\(name.map { ",name=\(Self.quotedIfNeeded($0))" } ?? ""))"
         case let .batchSplit(c, sizes): return "BatchSplit(\(list(c)),batch_sizes=[\(sizes.map(String.init).joined(separator: ","))])"
         case let .average(c, w): return "Average(\(list(c)),weights=[\(w.map { "\($0)" }.joined(separator: ","))])"
         }
     }
 
-    /// A name as `parse` reads it back: bare when it is non-empty and has none of `(),=[]`, quotes or
-    /// whitespace, else in double quotes (single quotes if it contains a double quote). Checked on Unicode
-    /// scalars, as `parse` reads them: a quote followed by a combining mark is still a quote.
+    /// A name as `parse` reads it back: bare when it is non-empty, does not start with a quote and has none of
+    /// `(),=[]` or whitespace (a bare name may contain quotes after its first character), else in double quotes
+    /// (single quotes if it contains a double quote). Checked on Unicode scalars, as `parse` reads them: a quote
+    /// followed by a combining mark is still a quote.
     static func quotedIfNeeded(_ name: String) -> String {
-        let special: Set<Unicode.Scalar> = ["(", ")", ",", "=", "[", "]", "\"", "'"]
-        let bare = !name.isEmpty && !name.unicodeScalars.contains { special.contains($0) || $0.properties.isWhitespace }
+        isBare(name) ? name : quoted(name)
+    }
+
+    /// True when `name` can be printed without quotes (see `quotedIfNeeded`).
+    static func isBare(_ name: String) -> Bool {
+        let special: Set<Unicode.Scalar> = ["(", ")", ",", "=", "[", "]"]
+        guard let first = name.unicodeScalars.first, first != "\"", first != "'" else { return false }
+        return !name.unicodeScalars.contains { special.contains($0) || $0.properties.isWhitespace }
             && name != "none" && name != "None"
-        return bare ? name : quoted(name)
+    }
+
+    /// True when `name` has a printed form that `parse` reads back: bare, or without one of the two quote
+    /// characters (a quoted name cannot contain its own quote; there is no escape, as in the reference).
+    public static func isPrintable(name: String) -> Bool {
+        isBare(name) || !(name.unicodeScalars.contains("\"") && name.unicodeScalars.contains("'"))
     }
 
     /// `name` in double quotes, or in single quotes if it contains a double quote. (A name with both kinds of
