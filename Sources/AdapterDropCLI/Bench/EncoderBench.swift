@@ -39,7 +39,7 @@ struct EncoderBenchCommand: ParsableCommand {
     @Option(help: "Seed of the random weights (--config only).")
     var seed: UInt64 = 42
 
-    @Flag(help: "Hold the weight matrices pre-packed for the GEMM (faster, +1 copy of the layer matrices).")
+    @Flag(help: "Hold the layer weight matrices only pre-packed for the GEMM (faster, same memory).")
     var prepack = false
 
     @OptionGroup var jsonFile: JSONFileOption
