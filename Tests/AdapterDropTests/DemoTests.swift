@@ -110,6 +110,7 @@ import Testing
         #expect(r.speed.count == 2 * 2)
         #expect(r.speed.allSatisfy { $0.seconds > 0 && $0.texts == 6 })
         #expect(r.speedRow(tasks: 3, dropped: 1)!.idealSpeedup == 6.0 / 4.0)
+        #expect(r.mixed.map(\.droppedLayers) == [0, 1] && r.mixed.allSatisfy { $0.texts == 6 && $0.tasks == 3 && $0.seconds > 0 })
         // Step 4 ran: fusion over the three standard adapters for alpha, activations per adapter × layer (each
         // layer's column sums to 1), the top 2 kept, accuracies measured.
         let f = r.fusion
@@ -127,7 +128,7 @@ import Testing
         #expect(outcome.folder.path == ws.results + "/run1")
         #expect(ws.resultsListing() == ["run1"])
         let report = try String(contentsOf: outcome.folder.appendingPathComponent("report.md"), encoding: .utf8)
-        for needle in ["Step 1: training", "Step 2: test accuracy", "Table 8 view", "Step 3: multi-task inference",
+        for needle in ["Step 1: training", "Step 2: test accuracy", "Table 8 view", "Step 3: multi-task inference", "mixed-task batch",
                        "Step 4: AdapterFusion", "fusion-activations", "Acceptance checks", "accuracy-vs-dropped-layers",
                        "speedup-vs-dropped-layers"] {
             #expect(report.contains(needle), "report.md lacks \(needle)")
@@ -170,7 +171,7 @@ import Testing
         var r = DemoResults(settings: settings, modelName: "m", layers: 6, hiddenSize: 8, modelMaxLength: 16, tasks: [],
                             training: [run, robust],
                             evaluations: evals(.standard, [0.8, 0.7, 0.6, 0.5, 0.5, 0.5]) + evals(.robust, [0.8, 0.79, 0.77, 0.7, 0.6, 0.5]),
-                            speed: [row(0, 1), row(2, 1 / 1.25)], mixedTaskNote: nil,
+                            speed: [row(0, 1), row(2, 1 / 1.25)], mixed: [],
                             fusion: DemoFusionResult(pending: "pending: no trainer", target: "a", adapters: [], activations: [], kept: []),
                             stepSeconds: [:])
         // Ideal at N = 4, L = 6, n = 2: 24 / 18 = 1.333…; measured 1.25 → 93.75% of ideal.

@@ -150,7 +150,9 @@ public final class AdapterDropDemo {
         let evaluations = try timed("evaluate") { try evaluate(model: model, context: context, progress: progress) }
 
         progress(.step(index: 3, title: "Multi-task inference: Parallel adapters, n = 0…\(layers - 1), 1…\(settings.speedTaskCounts.max()!) tasks"))
-        let speed = try timed("speed") { try measureSpeed(model: model, context: context, progress: progress) }
+        let (speed, mixed) = try timed("speed") {
+            (try measureSpeed(model: model, context: context, progress: progress), try measureMixedBatch(model: model, context: context))
+        }
 
         progress(.step(index: 4, title: "AdapterFusion over the task adapters and pruning"))
         let fusion = try timed("fusion") { try fusionStep(model: model, context: context, progress: progress) }
@@ -158,8 +160,7 @@ public final class AdapterDropDemo {
         let results = DemoResults(settings: settings, modelName: pretrained.url.lastPathComponent, layers: layers,
                                   hiddenSize: pretrained.encoder.config.hiddenSize, modelMaxLength: pretrained.maxLength,
                                   tasks: loaded.map(\.summary), training: training, evaluations: evaluations, speed: speed,
-                                  mixedTaskNote: "pending: a mixed-task batch (each text answered by its own task's "
-                                    + "adapter in one batch) needs an API that is not on main yet",
+                                  mixed: mixed,
                                   fusion: fusion, stepSeconds: stepSeconds)
 
         progress(.step(index: 5, title: "Writing the report"))
@@ -324,14 +325,14 @@ public final class AdapterDropDemo {
 
     // MARK: - Step 3: speed
 
-    /// The texts of the speed table: taken in turn from each task's test sample.
-    func speedTexts() -> [TextExample] {
-        var out: [TextExample] = []
+    /// The texts of the speed table, taken in turn from each task's test sample, with the index of their task.
+    func speedTexts() -> [(example: TextExample, task: Int)] {
+        var out: [(example: TextExample, task: Int)] = []
         var i = 0
         while out.count < settings.speedBatchSize {
             var added = false
-            for task in loaded where i < task.test.count && out.count < settings.speedBatchSize {
-                out.append(task.test.examples[i])
+            for (t, task) in loaded.enumerated() where i < task.test.count && out.count < settings.speedBatchSize {
+                out.append((task.test.examples[i], t))
                 added = true
             }
             if !added { break }
@@ -340,9 +341,38 @@ public final class AdapterDropDemo {
         return out
     }
 
+    /// A mixed-task batch (`AdapterModel.mixedTaskLogits`): each speed text through its own task's robust adapter
+    /// and head only, one encoder pass, at n = 0…L−1; accuracy against each text's own label.
+    func measureMixedBatch(model: AdapterModel, context: ComputeContext) throws -> [DemoMixedRow] {
+        let texts = speedTexts()
+        let input = try encode(texts.map(\.example))
+        let tasks = texts.map { Self.adapterName(task: loaded[$0.task].summary.name, regime: .robust) }
+        var rows: [DemoMixedRow] = []
+        var wall = [[Double]](repeating: [], count: layers)
+        var correct = [Int](repeating: 0, count: layers)
+        _ = try model.mixedTaskLogits(input, tasks: tasks, droppedLayers: 0, context: context)  // warm-up
+        for repetition in 0..<settings.speedRepetitions {
+            for n in 0..<layers {
+                let t0 = Self.wallSeconds()
+                let logits = try model.mixedTaskLogits(input, tasks: tasks, droppedLayers: n, context: context)
+                wall[n].append(Self.wallSeconds() - t0)
+                if repetition == 0 {
+                    for (l, text) in zip(logits, texts) where Self.argmaxRows(l.reshaped([1, l.count]))[0] == text.example.label {
+                        correct[n] += 1
+                    }
+                }
+            }
+        }
+        for n in 0..<layers {
+            rows.append(DemoMixedRow(droppedLayers: n, texts: texts.count, tasks: Set(tasks).count, seconds: Self.median(wall[n]),
+                                     accuracy: Double(correct[n]) / Double(max(texts.count, 1))))
+        }
+        return rows
+    }
+
     func measureSpeed(model: AdapterModel, context: ComputeContext, progress: (DemoEvent) -> Void) throws -> [DemoSpeedRow] {
         let texts = speedTexts()
-        let input = try encode(texts)
+        let input = try encode(texts.map(\.example))
         let names = loaded.map { Self.adapterName(task: $0.summary.name, regime: .robust) }
         var rows: [DemoSpeedRow] = []
         let start = Self.wallSeconds()

@@ -127,6 +127,22 @@ public struct DemoSpeedRow: Sendable, Equatable, Codable {
     }
 }
 
+/// One row of the mixed-task batch table: every text answered only by its own task's adapter and head, in one
+/// encoder pass (`AdapterModel.mixedTaskLogits`).
+public struct DemoMixedRow: Sendable, Equatable, Codable {
+    /// Dropped layers n.
+    public var droppedLayers: Int
+    /// Texts in the batch, and distinct tasks among them.
+    public var texts: Int, tasks: Int
+    /// Median wall-clock seconds for the batch.
+    public var seconds: Double
+    /// Fraction of texts whose own task's prediction is right, in [0, 1].
+    public var accuracy: Double
+
+    /// Wall-clock milliseconds per text.
+    public var millisecondsPerText: Double { seconds * 1000 / Double(texts) }
+}
+
 /// Step 4 (AdapterFusion over the task adapters, pruned to the top 2).
 public struct DemoFusionResult: Sendable, Equatable, Codable {
     /// Why the step did not run, or nil when it did.
@@ -161,8 +177,8 @@ public struct DemoResults: Sendable, Equatable, Codable {
     public var evaluations: [DemoEvaluation]
     /// Step 3.
     public var speed: [DemoSpeedRow]
-    /// Step 3, mixed-task batch (nil until the API exists).
-    public var mixedTaskNote: String?
+    /// Step 3, the mixed-task batch at n = 0…L−1.
+    public var mixed: [DemoMixedRow]
     /// Step 4.
     public var fusion: DemoFusionResult
     /// Wall-clock seconds per step name (`load`, `train`, `evaluate`, `speed`, `fusion`), and process CPU seconds
