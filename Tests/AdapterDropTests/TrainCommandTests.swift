@@ -130,4 +130,43 @@ import Testing
             #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1, "\(r.stderr)")
         }
     }
+
+    /// SIGKILL during training with a checkpoint after every step, 12 times at random moments: afterwards the
+    /// checkpoint folder is always one complete save (its two files agree on the step: the safetensors metadata
+    /// and trainer_state.json are written together and swapped in as one folder), and training resumes from it.
+    @Test func killDuringCheckpointingLeavesACompleteCheckpoint() throws {
+        let root = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let args = ["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "k",
+                    "--epochs", "40", "--batch-size", "8", "--reduction-factor", "4", "--threads", "1",
+                    "--checkpoint", p("ck"), "--checkpoint-every", "1"]
+        var rng = SeededRNG(seed: 11)
+        var steps: [Int] = []
+        for trial in 0..<12 {
+            let process = Process()
+            process.executableURL = try Self.binary()
+            process.arguments = args + ["--out", p("out\(trial)")]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32(300_000 + rng.next() % 1_200_000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            guard FileManager.default.fileExists(atPath: p("ck")) else { continue }
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: p("ck"))) == [TrainerCheckpoint.stateFile, TrainerCheckpoint.tensorFile])
+            let state = try JSONDecoder().decode(TrainerCheckpoint.State.self,
+                                                 from: Data(contentsOf: root.appendingPathComponent("ck/\(TrainerCheckpoint.stateFile)")))
+            let tensors = try SafetensorsFile(url: root.appendingPathComponent("ck/\(TrainerCheckpoint.tensorFile)"))
+            #expect(tensors.metadata["step"] == "\(state.step)" && state.lossBits.count == state.step)
+            #expect(!FileManager.default.fileExists(atPath: p("out\(trial)")))
+            steps.append(state.step)
+        }
+        print("kill during checkpointing: checkpoint steps after each kill \(steps)")
+        #expect(steps.count >= 6)
+        // Resume from the surviving checkpoint (fewer epochs would be a mismatch; same options finish the run).
+        let resumed = try Self.run(args + ["--resume", p("ck"), "--out", p("final"), "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try Self.json(resumed.stdout)["steps"] as? Int == 320)
+    }
 }
