@@ -110,7 +110,7 @@ extension BertEncoder {
             dropped = multiply(p, m, context: context)
             attentionMask = m
         }
-        var attended = Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
+        var attended = trainingScratch([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])  // beta 0: never read
         matmul(dropped, v, into: &attended, context: context)
         let merged = attended.permuted([0, 2, 1, 3]).reshaped([rows, hidden])
         var h1 = forwardLinear(merged, w.attentionOutputWeight, pw?.attentionOutput, w.attentionOutputBias,
@@ -246,7 +246,7 @@ extension BertEncoder {
         var (dh2, dx1) = residualNormBackward(l, .output, outputGradient, state.outputSublayer, trainable: trainable,
                                               layerNormGradients: &layerNormGradients, context: context)
         if let m = state.outputDropoutMask { dh2 = multiply(dh2, m, context: context) }
-        var dInner = Tensor(zeros: state.preactivation.shape)
+        var dInner = trainingScratch(state.preactivation.shape)  // beta 0 below: never read
         inputGradient(dh2, w.outputWeight, pw?.output, into: &dInner, beta: 0, context: context)
         let dPre = activationBackward(dInner, preactivation: state.preactivation, activation: config.hiddenActivation,
                                       context: context)
@@ -256,13 +256,14 @@ extension BertEncoder {
         var (dh1, dx) = residualNormBackward(l, .attentionOutput, dx1, state.attentionSublayer, trainable: trainable,
                                              layerNormGradients: &layerNormGradients, context: context)
         if let m = state.attentionOutputDropoutMask { dh1 = multiply(dh1, m, context: context) }
-        var dMerged = Tensor(zeros: [rows, hidden])
+        var dMerged = trainingScratch([rows, hidden])  // beta 0 below: never read
         inputGradient(dh1, w.attentionOutputWeight, pw?.attentionOutput, into: &dMerged, beta: 0, context: context)
         let dContext = dMerged.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
         let dropped = state.attentionDropoutMask.map { multiply(state.probabilities, $0, context: context) }
             ?? state.probabilities
-        func tokenMajor() -> Tensor { Tensor(zeros: [batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
-        var dDropped = Tensor(zeros: dropped.shape)
+        // Gradient buffers written with beta 0 (never read): no zero fill.
+        func tokenMajor() -> Tensor { trainingScratch([batch, seq, heads, headSize]).permuted([0, 2, 1, 3]) }
+        var dDropped = trainingScratch(dropped.shape)
         var dv = tokenMajor()
         matmulBackward(dContext, a: dropped, b: state.value, aGradient: &dDropped, bGradient: &dv, context: context)
         if let m = state.attentionDropoutMask { dDropped = multiply(dDropped, m, context: context) }
@@ -279,3 +280,8 @@ extension BertEncoder {
         return dx
     }
 }
+
+/// A tensor whose contents are undefined, for outputs written with `beta == 0` (never read): skips the zero
+/// fill of `Tensor(zeros:)` (≈ 12 MB per layer for the FFN gradient at batch 8 × seq 128).
+@inline(__always)
+func trainingScratch(_ shape: [Int]) -> Tensor { Tensor(shape: shape) { _ in } }
