@@ -17,7 +17,8 @@
 //
 // Environment: BENCH_THREADS (default "1,2"), BENCH_DROPS (default "0,1,…,11"; robust is printed only when all
 // twelve are measured), BENCH_ROUNDS (default 2, plus one warm-up round), BENCH_STEPS (steps per timed
-// `train` call, default 2), BENCH_BATCH (8), BENCH_SEQ (128), BENCH_CLOCK (`cpu`: at 1 thread the calling
+// `train` call, default 2), BENCH_BATCH (8), BENCH_SEQ (128), BENCH_PACK (`0`: no `PackedTrainingWeights`;
+// default: pre-packed, as `adapterdrop bench train`), BENCH_CLOCK (`cpu`: at 1 thread the calling
 // thread's CPU time, default; `wall`: wall clock everywhere). More than 1 thread: wall clock. Variants
 // interleaved within each round, median over rounds. Each result is also printed as one `TRAINSTEP {json}` line with the
 // `bench train` fields (`mode`, `dropped_layers`, `threads`, `ms_per_step`, `speedup_vs_no_drop`).
@@ -57,6 +58,8 @@ private func stepThreadCPUSeconds() -> Double {
             try EncoderInput(ids: batch.map { e in e.text.split(separator: " ").map { Int($0.dropFirst())! } })
         }
         let useCPUTime = env["BENCH_CLOCK"] != "wall"
+        // Pre-packed frozen weights as `bench train` uses by default (BENCH_PACK=0: pack on every GEMM call).
+        let packed = env["BENCH_PACK"] == "0" ? nil : PackedTrainingWeights(encoder)
         var times: [String: [Double]] = [:]  // "threads/n" → ms per step
         for round in 0...rounds {  // round 0 warms up
             for t in threadCounts {
@@ -69,6 +72,7 @@ private func stepThreadCPUSeconds() -> Double {
                     options.policy = n == 0 ? .none : .specialized(droppedLayers: n)
                     let trainer = try AdapterTrainer(encoder: encoder, adapter: adapter, head: head, options: options,
                                                      encode: encode)
+                    trainer.packedWeights = packed
                     let start = ContinuousClock.now, cpuStart = stepThreadCPUSeconds()
                     let result = try trainer.train(on: dataset, context: context)
                     // 1 thread: all work runs on this thread, so its CPU time is the step time without the

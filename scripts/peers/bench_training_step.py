@@ -14,7 +14,8 @@ PyTorch: BertAdapterModel, add_adapter(seq_bn) + add_classification_head, model.
 base model), AdapterDrop through set_active_adapters("a", skip_layers=[0..n-1]) as the paper's notebook does;
 autograd stops at layer n by itself (no parameter below it requires grad). torch.set_num_threads(t), eager attention.
 Ours: `ADAPTERDROP_TRAIN_STEP_BENCH=1 swift test -c release --filter TrainingStepBenchmarkTests` (builds first)
-(Tests/AdapterDropTests/TrainingStepBenchmarkTests.swift), one subprocess per round.
+(Tests/AdapterDropTests/TrainingStepBenchmarkTests.swift), one subprocess per round, with pre-packed frozen weights
+(PackedTrainingWeights, as `adapterdrop bench train`; --no-pack: without).
 
 Each round runs ours (all threads x drops) then PyTorch (all threads x drops); the order alternates per round.
 Clock (--clock cpu, default): at 1 thread the CPU time of the timing thread on both sides (robust to a loaded
@@ -91,8 +92,8 @@ def torch_times(threads: list[int], drops: list[int], steps: int, cpu_clock: boo
     return out
 
 
-def ours_times(threads: list[int], drops: list[int], steps: int, cpu_clock: bool) -> dict[tuple[int, int], float]:
-    env = dict(os.environ, BENCH_CLOCK="cpu" if cpu_clock else "wall", ADAPTERDROP_TRAIN_STEP_BENCH="1", BENCH_THREADS=",".join(map(str, threads)),
+def ours_times(threads: list[int], drops: list[int], steps: int, cpu_clock: bool, pack: bool = True) -> dict[tuple[int, int], float]:
+    env = dict(os.environ, BENCH_PACK="1" if pack else "0", BENCH_CLOCK="cpu" if cpu_clock else "wall", ADAPTERDROP_TRAIN_STEP_BENCH="1", BENCH_THREADS=",".join(map(str, threads)),
                BENCH_DROPS=",".join(map(str, drops)), BENCH_ROUNDS="1", BENCH_STEPS=str(steps))
     run = subprocess.run(["swift", "test", "-c", "release", "--filter", "TrainingStepBenchmarkTests"],
                          cwd=ROOT, env=env, capture_output=True, text=True)
@@ -115,6 +116,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="timed steps per (threads, n) per round")
     ap.add_argument("--no-ours", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-pack", action="store_true", help="ours without PackedTrainingWeights (packs on every GEMM)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="cpu (default): at 1 thread the timing thread's CPU time on both sides; wall: wall clock")
@@ -128,7 +130,7 @@ def main() -> None:
             if (who == "ours" and args.no_ours) or (who == "torch" and args.no_torch):
                 continue
             cpu = args.clock == "cpu"
-            got = ours_times(threads, drops, args.steps, cpu) if who == "ours" else torch_times(threads, drops, args.steps, cpu)
+            got = ours_times(threads, drops, args.steps, cpu, not args.no_pack) if who == "ours" else torch_times(threads, drops, args.steps, cpu)
             for k, v in got.items():
                 samples[who].setdefault(k, []).append(v)
             print(f"round {r + 1}/{args.rounds} {who}: " + ", ".join(f"t{t} n{n} {v:.0f} ms" for (t, n), v in sorted(got.items())),
