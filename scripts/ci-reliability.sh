@@ -3,7 +3,9 @@
 #   1. sanitizers: a debug build with AddressSanitizer (+ LeakSanitizer) on everything and UndefinedBehaviorSanitizer
 #      on the C kernels, in its own scratch folder (.build-ci-sanitize), running a bounded subset of the tests:
 #      the C kernel tests, the core ops, the file/text parsers and loaders, and the reliability suites.
-#   2. fuzzing: a short libFuzzer pass over every target of Fuzz/ (release fuzz build, ASan), CI_FUZZ_SECONDS each.
+#   2. fuzzing: a short libFuzzer pass over every target of Fuzz/ (debug fuzz build + ASan by default: it compiles
+#      far faster than release and a few seconds per target replay the corpus; CI_FUZZ_CONFIGURATION=release for
+#      more executions per second), CI_FUZZ_SECONDS each.
 # The full sanitizer runs (whole suite, TSan) are scripts/sanitize.sh; long fuzzing is scripts/fuzz.sh.
 # Environment: CI_FUZZ_SECONDS (per target, default 6: 9 targets ≈ 1 min), CI_RELIABILITY_TIMEOUT (seconds per
 # step, default 1200), CI_SKIP_FUZZ=1 / CI_SKIP_SANITIZE=1 to leave a step out.
@@ -40,6 +42,6 @@ fi
 
 if [ "${CI_SKIP_FUZZ:-0}" != 1 ]; then
     step "fuzz pass, ${fuzz_seconds} s per target"; t=$(date +%s)
-    FUZZ_CONFIGURATION=release timeout "$limit" bash scripts/fuzz.sh "$fuzz_seconds"
+    FUZZ_CONFIGURATION="${CI_FUZZ_CONFIGURATION:-debug}" timeout "$limit" bash scripts/fuzz.sh "$fuzz_seconds"
     elapsed "fuzz build + pass" "$t"
 fi
