@@ -254,6 +254,11 @@ import Testing
         let bodyEnd = try #require(source[body.upperBound...].range(of: "\n}"))
         let sourceLines = source[body.upperBound..<bodyEnd.lowerBound].split(separator: "\n").map { String($0.dropFirst(4)) }
         #expect(readmeLines == sourceLines)
+        // The imports too: pasted alone, the README's block must compile (it uses Foundation's URL).
+        let readmeImports = readme[block.upperBound..<end.lowerBound].split(separator: "\n").filter { $0.hasPrefix("import ") }
+        let sourceImports = source.split(separator: "\n").filter { $0.hasPrefix("import ") }
+        #expect(readmeImports == sourceImports)
+        #expect(readmeImports.contains { $0.hasPrefix("import Foundation") })
         #expect(sourceLines.count <= 10, "the README promises an example of at most 10 lines")
     }
 }

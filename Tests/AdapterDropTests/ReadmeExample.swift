@@ -2,7 +2,7 @@
 // data folders and trains for minutes). Keep the body identical to the README's code block.
 import AdapterCore
 import AdapterDrop
-import Foundation
+import Foundation   // URL
 
 func readmeLibraryExample() throws {
     let base = try PretrainedModel(folder: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
