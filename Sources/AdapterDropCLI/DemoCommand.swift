@@ -89,7 +89,13 @@ struct DemoCommand: ParsableCommand {
         if noPlots { demo.gnuplot = .disabled }
         let renderer = DemoProgressRenderer()
         let start = Date()
-        let (results, outcome) = try demo.run { renderer.handle($0) }
+        let (results, outcome): (DemoResults, ReportOutcome)
+        do {
+            (results, outcome) = try demo.run { renderer.handle($0) }
+        } catch let DemoError.resultsFolderUnusable(path, reason) {
+            renderer.finish()
+            throw CLIError("--results \(path): \(reason)")
+        }
         renderer.finish()
         print("")
         for line in DemoReport.summary(results, folder: outcome.folder) { print(line) }

@@ -234,6 +234,17 @@ import Testing
         }
         #expect(ws.resultsListing().isEmpty, "results/ holds \(ws.resultsListing())")
 
+        // A results "folder" that is a file is refused up front (before any work), in one line.
+        let resultsFile = ws.root.appendingPathComponent("results-file").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: resultsFile))
+        s = ws.settings(tasks: ["alpha"])
+        s.resultsFolder = resultsFile
+        #expect(failure(s) as? DemoError == .resultsFolderUnusable(path: resultsFile, reason: "is a file, not a folder"))
+        s.resultsFolder = resultsFile + "/below"
+        #expect(failure(s) as? DemoError == .resultsFolderUnusable(path: resultsFile + "/below",
+                                                                   reason: "cannot be created: \(resultsFile) is a file"))
+        #expect(ws.resultsListing().isEmpty)
+
         // An existing run folder is refused up front (before training), and left as it was.
         try FileManager.default.createDirectory(atPath: ws.results + "/taken", withIntermediateDirectories: true)
         #expect(failure(ws.settings(tasks: ["alpha"], run: "taken")) as? DemoError == .runExists(path: ws.results + "/taken"))

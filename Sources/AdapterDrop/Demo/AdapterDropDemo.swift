@@ -115,6 +115,30 @@ public final class AdapterDropDemo {
         [.standard, .robust] + settings.specializedDrops.filter { $0 < layers }.map { .specialized($0) }
     }
 
+    /// Checks, before any work, that the report can be written under `path`: it is a writable folder, or it does
+    /// not exist and its nearest existing ancestor is a writable folder (the writer creates it at the end).
+    /// - Throws: `DemoError.resultsFolderUnusable` with the reason.
+    static func checkResultsFolder(_ path: String) throws {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        if fm.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw DemoError.resultsFolderUnusable(path: path, reason: "is a file, not a folder") }
+            guard fm.isWritableFile(atPath: url.path) else { throw DemoError.resultsFolderUnusable(path: path, reason: "is not writable") }
+            return
+        }
+        var ancestor = url.deletingLastPathComponent()
+        while !fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) && ancestor.path != "/" {
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        guard isDirectory.boolValue else {
+            throw DemoError.resultsFolderUnusable(path: path, reason: "cannot be created: \(ancestor.path) is a file")
+        }
+        guard fm.isWritableFile(atPath: ancestor.path) else {
+            throw DemoError.resultsFolderUnusable(path: path, reason: "cannot be created: \(ancestor.path) is not writable")
+        }
+    }
+
     // MARK: - Run
 
     /// Runs all steps and writes the report.
@@ -128,6 +152,7 @@ public final class AdapterDropDemo {
     public func run(progress: @escaping (DemoEvent) -> Void = { _ in }) throws -> (DemoResults, ReportOutcome) {
         let resultsURL = URL(fileURLWithPath: settings.resultsFolder)
         let target = resultsURL.appendingPathComponent(settings.runName)
+        try Self.checkResultsFolder(settings.resultsFolder)
         if FileManager.default.fileExists(atPath: target.path) { throw DemoError.runExists(path: target.path) }
         let context = ComputeContext(threads: settings.threads)
         var stepSeconds: [String: Double] = [:]

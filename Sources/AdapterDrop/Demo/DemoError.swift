@@ -13,6 +13,8 @@ public enum DemoError: Error, Equatable, Sendable, CustomStringConvertible {
     case taskTooSmall(task: String, reason: String)
     /// The run folder exists already.
     case runExists(path: String)
+    /// The results folder is a file, is not writable, or cannot be created (checked before any work).
+    case resultsFolderUnusable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum DemoError: Error, Equatable, Sendable, CustomStringConvertible {
             return "max sequence length \(requested) is longer than the model's maximum of \(maximum) tokens (\(model))"
         case let .taskTooSmall(task, reason): return "task \(task): \(reason)"
         case let .runExists(path): return "\(path) exists already; choose another --run name or remove it"
+        case let .resultsFolderUnusable(path, reason): return "results folder \(path): \(reason)"
         }
     }
 }

@@ -1,0 +1,28 @@
+// Fresh-user trial defects of the `adapterdrop` executable: each bad input fails up front, in one plain line that
+// names the option (runs the built binary like TrainCommandTests).
+import Foundation
+import Testing
+
+@Suite struct TrialFixCLITests {
+    typealias CLI = TrainCommandTests
+
+    static func oneErrorLine(_ r: TrainCommandTests.Run) -> Bool {
+        r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1 && !r.stderr.contains("NSError")
+            && !r.stderr.contains("Error Domain=")
+    }
+
+    /// `demo --results FILE` and `--results FILE/below` fail before step 1 (no "Step 1" progress line).
+    @Test func demoResultsMustBeAFolder() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        try "x".write(toFile: p("file"), atomically: true, encoding: .utf8)
+        for results in [p("file"), p("file/below")] {
+            let r = try CLI.run(["demo", "--quick", "--model", p("model"), "--data", root.path, "--tasks", "none",
+                                 "--results", results, "--threads", "1", "--no-plots"])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("--results \(results)") && !r.stderr.contains("Step 1"), "\(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
+}
