@@ -92,6 +92,9 @@ struct DemoCommand: ParsableCommand {
         let (results, outcome): (DemoResults, ReportOutcome)
         do {
             (results, outcome) = try demo.run { renderer.handle($0) }
+        } catch let DemoError.invalidSetting(name: "specialized drops", value: _, rule: rule) {
+            renderer.finish()
+            throw CLIError("--specialized \(specialized ?? demo.settings.specializedDrops.map(String.init).joined(separator: ",")): \(rule)")
         } catch let DemoError.resultsFolderUnusable(path, reason) {
             renderer.finish()
             throw CLIError("--results \(path): \(reason)")

@@ -243,6 +243,11 @@ import Testing
         s.resultsFolder = resultsFile + "/below"
         #expect(failure(s) as? DemoError == .resultsFolderUnusable(path: resultsFile + "/below",
                                                                    reason: "cannot be created: \(resultsFile) is a file"))
+        // A specialized n the model cannot drop (tiny-bert has 2 layers: n in 1...1) is an error, not skipped.
+        s = ws.settings(tasks: ["alpha"])
+        s.specializedDrops = [1, 2]
+        #expect(failure(s) as? DemoError == .invalidSetting(name: "specialized drops", value: "[1, 2]",
+                                                            rule: "each in 1...1 (the model has 2 layers)"))
         #expect(ws.resultsListing().isEmpty)
 
         // An existing run folder is refused up front (before training), and left as it was.

@@ -25,4 +25,19 @@ import Testing
             #expect(Self.oneErrorLine(r), "\(r.stderr)")
         }
     }
+
+    /// `demo --specialized 2` on the 2-layer tiny-bert: an error naming --specialized and the valid range.
+    @Test func demoSpecializedOutOfRange() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        // A task folder so that the check is reached (it runs once the model is loaded, before training).
+        try FileManager.default.createDirectory(atPath: p("data/t"), withIntermediateDirectories: true)
+        let r = try CLI.run(["demo", "--quick", "--model", p("model"), "--data", p("data"), "--tasks", "t",
+                             "--results", p("results"), "--specialized", "1,2", "--threads", "1", "--no-plots"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--specialized 1,2") && r.stderr.contains("1...1") && r.stderr.contains("2 layers"), "\(r.stderr)")
+        #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("results")))
+    }
 }

@@ -219,6 +219,10 @@ public final class AdapterDropDemo {
         try requireFolder(settings.modelFolder, "model folder (run scripts/fetch-model.sh)")
         try requireFolder(settings.dataFolder, "data folder (run scripts/fetch-data.sh)")
         pretrained = try PretrainedModel(folder: URL(fileURLWithPath: settings.modelFolder))
+        if settings.specializedDrops.contains(where: { $0 >= layers }) {
+            throw DemoError.invalidSetting(name: "specialized drops", value: "\(settings.specializedDrops)",
+                                           rule: "each in 1...\(layers - 1) (the model has \(layers) layers)")
+        }
         guard settings.maxSequenceLength <= pretrained.maxLength else {
             throw DemoError.sequenceLengthTooLong(requested: settings.maxSequenceLength, maximum: pretrained.maxLength,
                                                   model: settings.modelFolder)
