@@ -24,8 +24,10 @@ struct Prune: ParsableCommand {
     var scope: FusionActivationTable.Scope = .global
     @Option(help: "Examples per batch.")
     var batchSize: Int = 32
-    @Option(help: "Output folder: <fusion name>/, one folder per kept adapter, activations.json.")
+    @Option(help: "Output folder: <fusion name>/, one folder per kept adapter, activations.json (must not exist or be empty unless --overwrite); written atomically at the end.")
     var out: String
+    @Flag(help: "Replace a non-empty --out folder.")
+    var overwrite = false
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var output: OutputOptions
 
@@ -58,6 +60,7 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputFolder(out, overwrite: overwrite)
         var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
         let fusionName = try adapterModel.loadFusion(from: try existingFolder(fusion, what: "fusion folder"))
         var batches: [EncoderInput] = []
@@ -86,11 +89,13 @@ struct Prune: ParsableCommand {
         }
         let (table, pruned) = try adapterModel.pruneFusion(fusionName, keep: keep, scope: scope, batches: batches,
                                                            context: runtime.context())
-        let outURL = URL(fileURLWithPath: out)
-        try pruned.save(to: outURL)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try encoder.encode(table).write(to: outURL.appendingPathComponent("activations.json"), options: .atomic)
+        let activations = try encoder.encode(table)
+        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
+            try pruned.save(to: folder)
+            try activations.write(to: folder.appendingPathComponent("activations.json"), options: .atomic)
+        }
         struct Summary: Encodable { let kept: [String]; let dropped: [String]; let fusion: String; let activations: FusionActivationTable }
         if output.json {
             try printJSON(Summary(kept: pruned.fusion.adapterNames, dropped: pruned.dropped, fusion: pruned.fusion.name, activations: table))

@@ -94,13 +94,18 @@ struct TrainingRunOptions: ParsableArguments {
     }
 
     /// Refuses an existing non-empty `--out` (before any work is done) unless `--overwrite`.
-    func checkOutputFolder() throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) else { return }
-        guard isDirectory.boolValue else { throw CLIError("--out \(out): exists and is not a folder") }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-        if !entries.isEmpty && !overwrite { throw CLIError("--out \(out): folder is not empty (pass --overwrite to replace it)") }
-    }
+    func checkOutputFolder() throws { try AdapterDropCLI.checkOutputFolder(out, overwrite: overwrite) }
+}
+
+/// Refuses an existing non-empty output folder `out` (before any work is done) unless `overwrite`; a path that
+/// exists and is not a folder is always refused. Shared by every command that writes an `--out` folder.
+/// - Throws: `CLIError` naming `--out`.
+func checkOutputFolder(_ out: String, overwrite: Bool) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) else { return }
+    guard isDirectory.boolValue else { throw CLIError("--out \(out): exists and is not a folder") }
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+    if !entries.isEmpty && !overwrite { throw CLIError("--out \(out): folder is not empty (pass --overwrite to replace it)") }
 }
 
 /// Rejects, before training, a batch × sequence whose training `MemoryEstimate` exceeds the limit.

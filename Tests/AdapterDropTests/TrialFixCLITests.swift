@@ -40,4 +40,19 @@ import Testing
         #expect(Self.oneErrorLine(r), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: p("results")))
     }
+
+    /// `prune --out` refuses an existing non-empty folder (before loading anything), like train/eval/fuse, and
+    /// leaves it untouched.
+    @Test func pruneRefusesNonEmptyOut() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        try FileManager.default.createDirectory(atPath: p("full"), withIntermediateDirectories: true)
+        try "x".write(toFile: p("full/keep.txt"), atomically: true, encoding: .utf8)
+        let r = try CLI.run(["prune", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--fusion", p("f"),
+                             "--data", p("train.jsonl"), "--keep", "1", "--out", p("full"), "--threads", "1"])
+        #expect(r.status != 0 && r.stderr.contains("--out \(p("full")): folder is not empty (pass --overwrite"), "\(r.stderr)")
+        #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p("full")) == ["keep.txt"])
+    }
 }
