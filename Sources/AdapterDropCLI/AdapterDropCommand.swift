@@ -1,6 +1,7 @@
 import AdapterCore
 import AdapterDrop
 import ArgumentParser
+import Foundation
 
 @main
 struct AdapterDropCommand: ParsableCommand {
@@ -11,6 +12,26 @@ struct AdapterDropCommand: ParsableCommand {
         subcommands: [Embed.self, Tokenize.self, Encode.self, Predict.self, Prune.self, Train.self, Eval.self, Fuse.self, Bench.self,
                       DemoCommand.self]
     )
+
+    /// ArgumentParser's `main()`, except that a Foundation error escaping a command prints as one plain line
+    /// (`path: reason`, see `plainError`) instead of an `NSError` dump.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: plainError(error))
+        }
+    }
+}
+
+/// `error` itself, or for a Foundation (Cocoa/POSIX) error a `CLIError` with its file path and one-line reason
+/// (`ioErrorReason`), e.g. "/proc/x: Permission denied".
+func plainError(_ error: Error) -> Error {
+    guard isFoundationError(error) else { return error }
+    let ns = error as NSError
+    let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    return CLIError((path.map { "\($0): " } ?? "") + ioErrorReason(error))
 }
 
 /// `adapterdrop bench …`: speed measurements against in-process baselines (release builds only).

@@ -98,9 +98,12 @@ struct TrainingRunOptions: ParsableArguments {
 }
 
 /// Refuses an existing non-empty output folder `out` (before any work is done) unless `overwrite`; a path that
-/// exists and is not a folder is always refused. Shared by every command that writes an `--out` folder.
+/// exists and is not a folder is always refused, and so is a folder whose parent cannot be written (the folder
+/// is built in a sibling and renamed into place: `TrainerCheckpoint.writeFolderAtomically`). Shared by every
+/// command that writes an `--out` folder.
 /// - Throws: `CLIError` naming `--out`.
 func checkOutputFolder(_ out: String, overwrite: Bool) throws {
+    try checkParentWritable(out, option: "--out")
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) else { return }
     guard isDirectory.boolValue else { throw CLIError("--out \(out): exists and is not a folder") }
@@ -438,5 +441,25 @@ enum JSONValue: Encodable {
         case .ints(let a): try c.encode(a)
         case .null: try c.encodeNil()
         }
+    }
+}
+
+/// Throws a one-line `CLIError` unless something can be created next to `path`: the nearest existing ancestor of
+/// its parent folder is a folder in which a probe folder can be created (and is removed again). A probe rather than
+/// `access(2)`: root passes `access` on read-only places such as /proc.
+func checkParentWritable(_ path: String, option: String) throws {
+    let fm = FileManager.default
+    var ancestor = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+    var isDirectory: ObjCBool = false
+    while !fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) && ancestor.path != "/" {
+        ancestor = ancestor.deletingLastPathComponent()
+    }
+    guard isDirectory.boolValue else { throw CLIError("\(option) \(path): \(ancestor.path) is not a folder") }
+    let probe = ancestor.appendingPathComponent(".adapterdrop-probe-\(getpid())-\(UUID().uuidString)")
+    do {
+        try fm.createDirectory(at: probe, withIntermediateDirectories: false)
+        try? fm.removeItem(at: probe)
+    } catch {
+        throw CLIError("\(option) \(path): cannot write in \(ancestor.path): \(ioErrorReason(error))")
     }
 }

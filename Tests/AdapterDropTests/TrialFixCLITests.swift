@@ -1,5 +1,6 @@
 // Fresh-user trial defects of the `adapterdrop` executable: each bad input fails up front, in one plain line that
 // names the option (runs the built binary like TrainCommandTests).
+@testable import AdapterDrop
 import Foundation
 import Testing
 
@@ -54,5 +55,35 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--out \(p("full")): folder is not empty (pass --overwrite"), "\(r.stderr)")
         #expect(Self.oneErrorLine(r), "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: p("full")) == ["keep.txt"])
+    }
+
+    /// `train --out` under an unwritable place fails before training, in one line without an NSError dump.
+    @Test func trainOutParentMustBeWritable() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        try "x".write(toFile: p("file"), atomically: true, encoding: .utf8)
+        for out in ["/proc/adapterdrop-x", p("file/x/y")] {
+            let r = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t",
+                                 "--threads", "1", "--epochs", "1", "--out", out])
+            #expect(r.status != 0 && r.stderr.contains("--out \(out): "), "\(r.stderr)")
+            #expect(!r.stderr.contains("step"), "trained before failing: \(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
+
+    /// Foundation errors become one line with the POSIX reason.
+    @Test func ioErrorReasonIsOneLine() {
+        do {
+            try Data("x".utf8).write(to: URL(fileURLWithPath: "/proc/adapterdrop-no/such/file"))
+            Issue.record("writing under /proc succeeded")
+        } catch {
+            let reason = ioErrorReason(error)
+            #expect(isFoundationError(error))
+            #expect(!reason.isEmpty && !reason.contains("\n") && !reason.contains("Domain="), "\(reason)")
+        }
+        #expect(ioErrorReason(CocoaError(.fileWriteNoPermission, userInfo: [NSUnderlyingErrorKey: POSIXError(.EACCES) as NSError]))
+                == "Permission denied")
+        #expect(!isFoundationError(DemoError.runExists(path: "x")))
     }
 }

@@ -198,7 +198,7 @@ public enum TrainerCheckpoint {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent(), name = folder.lastPathComponent
         func fail(_ reason: String) -> TrainingError { .checkpointWriteFailed(path: folder.path, reason: reason) }
-        do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch { throw fail("\(error)") }
+        do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch { throw fail(ioErrorReason(error)) }
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: folder.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw fail("exists and is not a folder")
@@ -208,7 +208,7 @@ public enum TrainerCheckpoint {
             for s in siblings where s.hasPrefix(".\(name).tmp-") { try? fm.removeItem(at: parent.appendingPathComponent(s)) }
         }
         let temporary = parent.appendingPathComponent(".\(name).tmp-\(getpid())")
-        do { try fm.createDirectory(at: temporary, withIntermediateDirectories: false) } catch { throw fail("\(error)") }
+        do { try fm.createDirectory(at: temporary, withIntermediateDirectories: false) } catch { throw fail(ioErrorReason(error)) }
         var placed = false
         defer { if !placed { try? fm.removeItem(at: temporary) } }
         try write(temporary)
