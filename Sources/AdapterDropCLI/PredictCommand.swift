@@ -14,7 +14,7 @@ struct Predict: ParsableCommand {
     var model: String
     @Option(name: .customLong("adapter"), help: "An AdapterHub adapter folder, with its head if saved (repeatable).")
     var adapters: [String] = []
-    @Option(name: .customLong("fusion"), help: "An AdapterHub fusion folder (repeatable; loaded after the adapters).")
+    @Option(name: .customLong("fusion"), help: "An AdapterHub fusion folder (repeatable; loaded after the adapters, with its head if saved: the default head of its Fuse setup).")
     var fusions: [String] = []
     @Option(name: .customLong("head-folder"), help: "An extra AdapterHub head folder (repeatable).")
     var headFolders: [String] = []
@@ -58,12 +58,34 @@ struct Predict: ParsableCommand {
         return out
     }
 
+    /// Loads each fusion folder (after the adapters) and the head saved in it, if any (`adapterdrop fuse` writes
+    /// the fusion's trained head there). Returns fusion name → head name for the folders that hold a head.
+    /// - Throws: `CLIError` for a missing folder, the fusion and head loaders' errors.
+    static func loadFusions(_ fusionFolders: [String], into model: inout AdapterModel) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for path in fusionFolders {
+            let url = try existingFolder(path, what: "fusion folder")
+            let name = try model.loadFusion(from: url)
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent(AdapterFiles.headConfig).path) {
+                out[name] = try model.loadHead(from: url)
+            }
+        }
+        return out
+    }
+
+    /// The heads of a `Fuse(…)` setup when none are given: the fusion's own head (from its folder) unless a head
+    /// named like the fusion exists; nil (the library's default) otherwise.
+    static func fusionDefaultHeads(_ setup: AdapterComposition?, _ fusionHeads: [String: String], _ model: AdapterModel) -> [String]? {
+        guard let name = setup?.fusionName, model.heads[name] == nil, let head = fusionHeads[name] else { return nil }
+        return [head]
+    }
+
     func run() throws {
         let setupValue = try AdapterComposition.parse(setup)
         try setupValue?.checkDistinctChildren()  // Parallel(a,a) would give one head output for two channels
         let skip = try skipLayers.map(Self.parseSkipLayers) ?? []
-        let adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters, fusionFolders: fusions,
-                                                    headFolders: headFolders)
+        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters, headFolders: headFolders)
+        let fusionHeads = try Self.loadFusions(fusions, into: &adapterModel)
         let batch: EncoderInput
         if let inputIds {
             batch = try Encode.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
@@ -75,7 +97,9 @@ struct Predict: ParsableCommand {
         }
         try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batch.batchSize,
                                          sequenceLength: batch.sequenceLength, replicas: setupValue?.parallelChannels ?? 1)
-        let result = try adapterModel.predict(batch, setup: setupValue, heads: heads.isEmpty ? nil : heads, skipLayers: skip,
+        let result = try adapterModel.predict(batch, setup: setupValue,
+                                              heads: heads.isEmpty ? Self.fusionDefaultHeads(setupValue, fusionHeads, adapterModel) : heads,
+                                              skipLayers: skip,
                                               context: runtime.context())
         if output.json {
             try printJSON(result)

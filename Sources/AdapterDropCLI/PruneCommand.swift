@@ -14,7 +14,7 @@ struct Prune: ParsableCommand {
     var model: String
     @Option(name: .customLong("adapter"), help: "An adapter folder of the fusion (repeatable).")
     var adapters: [String] = []
-    @Option(help: "The AdapterHub fusion folder to prune.")
+    @Option(help: "The AdapterHub fusion folder to prune (its head, if saved there, is kept with the pruned fusion).")
     var fusion: String
     @Option(help: "JSONL (- for standard input): one {\"text\"[, \"text_pair\"]} or {\"input_ids\"[, \"attention_mask\", \"token_type_ids\"]} per line.")
     var data: String
@@ -62,7 +62,11 @@ struct Prune: ParsableCommand {
     func run() throws {
         try checkOutputFolder(out, overwrite: overwrite)
         var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
-        let fusionName = try adapterModel.loadFusion(from: try existingFolder(fusion, what: "fusion folder"))
+        let fusionURL = try existingFolder(fusion, what: "fusion folder")
+        let fusionName = try adapterModel.loadFusion(from: fusionURL)
+        // The fusion's trained head (`adapterdrop fuse` saves it in the fusion folder) goes into the pruned fusion's folder.
+        let fusionHead = FileManager.default.fileExists(atPath: fusionURL.appendingPathComponent(AdapterFiles.headConfig).path)
+            ? try adapterModel.loadHead(from: fusionURL) : nil
         var batches: [EncoderInput] = []
         let bytes = try readInputFile(data), name = data == "-" ? "<stdin>" : data
         if let rows = try Self.readIdLines(bytes, name: name) {
@@ -94,6 +98,7 @@ struct Prune: ParsableCommand {
         let activations = try encoder.encode(table)
         try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
             try pruned.save(to: folder)
+            if let fusionHead { try adapterModel.saveHead(fusionHead, to: folder.appendingPathComponent(pruned.fusion.name)) }
             try activations.write(to: folder.appendingPathComponent("activations.json"), options: .atomic)
         }
         struct Summary: Encodable { let kept: [String]; let dropped: [String]; let fusion: String; let activations: FusionActivationTable }

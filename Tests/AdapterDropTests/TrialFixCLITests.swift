@@ -57,6 +57,42 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: p("full")) == ["keep.txt"])
     }
 
+    /// The command `fuse --help` recommends (`predict --adapter A --adapter B --fusion OUT --head-folder OUT
+    /// --setup "Fuse(A,B)"`, no --head) runs the fusion's trained head, also without --head-folder; `prune` keeps
+    /// that head next to the pruned fusion.
+    @Test func fusionHeadIsTheDefaultAndSurvivesPruning() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let common = ["--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--epochs", "1",
+                      "--batch-size", "16", "--threads", "1", "--json"]
+        for task in ["a", "b"] {
+            let r = try CLI.run(["train"] + common + ["--task", task, "--out", p(task)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let f = try CLI.run(["fuse"] + common + ["--adapter", p("a"), "--adapter", p("b"), "--task", "sentiment", "--out", p("f")])
+        #expect(f.status == 0, "\(f.stderr)")
+        for extra in [["--head-folder", p("f")], []] {
+            let r = try CLI.run(["predict", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--fusion", p("f"),
+                                 "--setup", "Fuse(a,b)", "--input-ids", "[[1, 10, 2]]", "--threads", "1", "--json"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let heads = try #require(try CLI.json(r.stdout)["heads"] as? [[String: Any]])
+            #expect(heads.map { $0["name"] as? String } == ["sentiment"], "\(r.stdout)")
+        }
+        let pr = try CLI.run(["prune", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--fusion", p("f"),
+                              "--data", p("dev.jsonl"), "--keep", "1", "--out", p("pruned"), "--threads", "1", "--json"])
+        #expect(pr.status == 0, "\(pr.stderr)")
+        let fusionName = try #require(try CLI.json(pr.stdout)["fusion"] as? String)
+        #expect(FileManager.default.fileExists(atPath: p("pruned/\(fusionName)/head_config.json")), "\(pr.stdout)")
+        // Pruning again into the same folder: refused, then replaced with --overwrite.
+        let again = try CLI.run(["prune", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--fusion", p("f"),
+                                 "--data", p("dev.jsonl"), "--keep", "1", "--out", p("pruned"), "--threads", "1", "--json"])
+        #expect(again.status != 0 && again.stderr.contains("not empty"), "\(again.stderr)")
+        let replaced = try CLI.run(["prune", "--model", p("model"), "--adapter", p("a"), "--adapter", p("b"), "--fusion", p("f"),
+                                    "--data", p("dev.jsonl"), "--keep", "1", "--out", p("pruned"), "--threads", "1", "--json", "--overwrite"])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+    }
+
     /// `train --out` under an unwritable place fails before training, in one line without an NSError dump.
     @Test func trainOutParentMustBeWritable() throws {
         let root = try CLI.workspace()
