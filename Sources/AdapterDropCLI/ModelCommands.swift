@@ -183,9 +183,17 @@ struct Encode: ParsableCommand {
     /// Token ids as exact JSON integers: `[[…], …]` or `[…]` (fractions, booleans and out-of-range numbers are errors).
     static func parseRows(_ text: String, option: String) throws -> [[Int]] {
         let data = Data(text.utf8)
-        if let rows = try? JSONDecoder().decode([[Int]].self, from: data) { return rows }
-        if let row = try? JSONDecoder().decode([Int].self, from: data) { return [row] }
-        throw CLIError("\(option): expected a JSON array of integers or of integer arrays, got \(text.prefix(80))")
+        let rows: [[Int]]
+        if let r = try? JSONDecoder().decode([[Int]].self, from: data) {
+            rows = r
+        } else if let row = try? JSONDecoder().decode([Int].self, from: data) {
+            rows = [row]
+        } else {
+            throw CLIError("\(option): expected a JSON array of integers or of integer arrays, got \(text.prefix(80))")
+        }
+        if rows.isEmpty { throw CLIError("\(option): no ids (expected e.g. [[101, 2023, 102]])") }
+        if let empty = rows.firstIndex(where: \.isEmpty) { throw CLIError("\(option): row \(empty) is empty") }
+        return rows
     }
 
     /// The batch given by `--input-ids` (ragged rows padded with `padTokenId`), `--attention-mask` (same row

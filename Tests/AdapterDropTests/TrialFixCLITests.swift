@@ -122,4 +122,15 @@ import Testing
                 == "Permission denied")
         #expect(!isFoundationError(DemoError.runExists(path: "x")))
     }
+
+    /// `encode --input-ids "[]"` (and an empty row) is an error, not an empty success.
+    @Test func encodeRejectsEmptyIds() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        for ids in ["[]", "[[1, 10, 2], []]"] {
+            let r = try CLI.run(["encode", "--model", root.appendingPathComponent("model").path, "--input-ids", ids, "--threads", "1"])
+            #expect(r.status != 0 && r.stderr.contains("--input-ids"), "\(ids): \(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
 }
