@@ -53,7 +53,7 @@ struct Predict: ParsableCommand {
             guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else {
                 throw CLIError("--skip-layers: \"\(part)\" is not an integer (expected e.g. 0,1,2)")
             }
-            out.insert(v)
+            guard out.insert(v).inserted else { throw CLIError("--skip-layers: layer \(v) is given twice in \"\(text)\"") }
         }
         return out
     }

@@ -398,8 +398,11 @@ struct Eval: ParsableCommand {
             throw CLIError("\(adapter): no head_config.json for adapter \(name) (save the adapter with its head)")
         }
         let layers = adapterModel.encoder.config.numHiddenLayers
+        if let drop, drop > layers {
+            throw CLIError("--drop \(drop): the model has \(layers) layers (n in 0...\(layers); n drops the adapters of layers 0..<n)")
+        }
         if let bad = skip.sorted().first(where: { $0 < 0 || $0 >= layers }) {
-            throw CLIError("--\(skipLayers != nil ? "skip-layers" : "drop"): layer \(bad) not in 0..<\(layers)")
+            throw CLIError("--skip-layers: layer \(bad) is out of range: the model has \(layers) layers (0...\(layers - 1))")
         }
         let labels: [String]
         if let map = head.config.id2label, map.count == head.config.numLabels, (0..<head.config.numLabels).allSatisfy({ map[$0] != nil }) {

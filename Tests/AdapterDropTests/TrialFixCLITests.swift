@@ -133,4 +133,25 @@ import Testing
             #expect(Self.oneErrorLine(r), "\(r.stderr)")
         }
     }
+
+    /// `--skip-layers 0,0` is refused; `eval --drop` above the layer count names --drop and the layer count.
+    @Test func skipLayersAndDropRanges() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let t = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "a",
+                             "--epochs", "1", "--batch-size", "16", "--threads", "1", "--out", p("a")])
+        #expect(t.status == 0, "\(t.stderr)")
+        let twice = try CLI.run(["predict", "--model", p("model"), "--adapter", p("a"), "--setup", "a", "--input-ids", "[[1, 10, 2]]",
+                                 "--skip-layers", "0,0", "--threads", "1"])
+        #expect(twice.status != 0 && twice.stderr.contains("--skip-layers: layer 0 is given twice"), "\(twice.stderr)")
+        let eval = ["eval", "--model", p("model"), "--adapter", p("a"), "--data", p("dev.jsonl"), "--threads", "1"]
+        let deep = try CLI.run(eval + ["--drop", "3"])
+        #expect(deep.status != 0 && deep.stderr.contains("--drop 3: the model has 2 layers (n in 0...2"), "\(deep.stderr)")
+        let all = try CLI.run(eval + ["--drop", "2", "--json"])
+        #expect(all.status == 0, "\(all.stderr)")
+        let skip = try CLI.run(eval + ["--skip-layers", "2"])
+        #expect(skip.status != 0 && skip.stderr.contains("--skip-layers: layer 2 is out of range: the model has 2 layers (0...1)"), "\(skip.stderr)")
+        for r in [twice, deep, skip] { #expect(Self.oneErrorLine(r), "\(r.stderr)") }
+    }
 }
