@@ -9,6 +9,16 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// Refuses a command-line text that holds U+FFFD: the program's arguments arrive already decoded, with each byte
+/// that is not valid UTF-8 replaced by U+FFFD, so this is where such bytes (e.g. a Latin-1 shell) would otherwise be
+/// lost silently. Texts that really contain U+FFFD can go through `--input FILE`.
+/// - Throws: `CLIError` naming the option and the character position.
+func checkArgumentText(_ text: String, option: String) throws {
+    guard let i = text.firstIndex(of: "\u{FFFD}") else { return }
+    throw CLIError("\(option): character \(text.distance(from: text.startIndex, to: i) + 1) is U+FFFD, the replacement for "
+                   + "bytes that are not valid UTF-8; pass UTF-8 text (or use --input FILE)")
+}
+
 /// Reads `text` (and optional `text_pair`) from each non-empty line of a JSONL file.
 /// - Throws: `CLIError` naming the file and line for unreadable files, invalid JSON, or a missing `text`.
 func readJSONLTexts(_ path: String) throws -> [TokenizerInput] {
@@ -92,6 +102,7 @@ struct Embed: ParsableCommand {
 
     func validate() throws {
         guard (texts.isEmpty) != (input == nil) else { throw ValidationError("give either --text (one or more) or --input FILE") }
+        for t in texts { try checkArgumentText(t, option: "--text") }
     }
 
     func run() throws {
@@ -139,6 +150,8 @@ struct Tokenize: ParsableCommand {
 
     func validate() throws {
         if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be positive") }
+        try checkArgumentText(text, option: "--text")
+        if let textPair { try checkArgumentText(textPair, option: "--text-pair") }
     }
 
     func run() throws {

@@ -42,6 +42,7 @@ struct Predict: ParsableCommand {
     func validate() throws {
         let sources = [!texts.isEmpty, input != nil, inputIds != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --text, --input FILE or --input-ids JSON") }
+        for t in texts { try checkArgumentText(t, option: "--text") }
         if inputIds == nil && (attentionMask != nil || tokenTypeIds != nil) {
             throw ValidationError("--attention-mask and --token-type-ids go with --input-ids")
         }

@@ -154,4 +154,13 @@ import Testing
         #expect(skip.status != 0 && skip.stderr.contains("--skip-layers: layer 2 is out of range: the model has 2 layers (0...1)"), "\(skip.stderr)")
         for r in [twice, deep, skip] { #expect(Self.oneErrorLine(r), "\(r.stderr)") }
     }
+
+    /// A --text with bytes that are not UTF-8 (they arrive as U+FFFD) is refused instead of silently changed.
+    @Test func nonUTF8TextIsRefused() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let r = try CLI.run(["tokenize", "--model", root.appendingPathComponent("model").path, "--text", "w10 \u{FFFD} w11"])
+        #expect(r.status != 0 && r.stderr.contains("--text: character 5 is U+FFFD"), "\(r.stderr)")
+        #expect(Self.oneErrorLine(r), "\(r.stderr)")
+    }
 }
