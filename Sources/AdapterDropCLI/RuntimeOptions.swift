@@ -9,8 +9,12 @@ import Foundation
 /// `ComputeContext` and `runtime.memoryLimitBytes` for `MemoryEstimate.check(…)`. `validate()` runs
 /// automatically (ArgumentParser validates option groups) and rejects `--threads 0` and a bad `--memory-limit`.
 struct RuntimeOptions: ParsableArguments {
-    @Option(help: "Worker threads (default: all active processors).")
-    var threads: Int = ComputeContext.activeProcessorCount
+    @Option(name: .customLong("threads"), help: ArgumentHelp("Worker threads (default: all active processors).", valueName: "threads"))
+    var threadCount: Int?
+
+    /// `--threads`, else the number of active processors. (An optional option, so that the help shows the
+    /// default once, in words, instead of also printing this machine's number.)
+    var threads: Int { threadCount ?? ComputeContext.activeProcessorCount }
 
     @Option(help: "Refuse runs whose estimated memory exceeds this: bytes, or with a K/M/G suffix, e.g. 8G (default: $ADAPTERDROP_MEMORY_LIMIT, else 80 % of physical memory).")
     var memoryLimit: String?

@@ -163,4 +163,13 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--text: character 5 is U+FFFD"), "\(r.stderr)")
         #expect(Self.oneErrorLine(r), "\(r.stderr)")
     }
+
+    /// `--threads` help names the default once.
+    @Test func threadsHelpShowsTheDefaultOnce() throws {
+        let r = try CLI.run(["encode", "--help"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let i = try #require(lines.firstIndex { $0.trimmingCharacters(in: .whitespaces).hasPrefix("--threads") })
+        let text = lines[i] + (i + 1 < lines.count ? lines[i + 1] : "")   // the help may wrap onto the next line
+        #expect(text.components(separatedBy: "default").count == 2, "\(text)")
+    }
 }
