@@ -181,3 +181,18 @@ struct ReliabilityFuzzRegressionTests {
 private extension AdapterComposition {
     var unicodeDebug: String { description.unicodeScalars.map { String($0.value, radix: 16) }.joined(separator: " ") }
 }
+
+/// Regression for a fuzzing find (`Fuzz/crashers/composition/batch-sizes-above-int-max`, CI's 6 s fuzz pass):
+/// `BatchSplit(a,b,batch_sizes=155…5)` trapped converting the Double to Int. Entries are now bounded first, and
+/// non-finite numbers (`inf`, `nan`) in `batch_sizes`/`weights` are rejected.
+@Test func batchSplitSizesAreBoundedBeforeConversion() throws {
+    let file = try #require(fuzzInputs("composition").first { $0.lastPathComponent == "batch-sizes-above-int-max" })
+    let text = String(decoding: try Data(contentsOf: file), as: UTF8.self)
+    #expect(throws: AdapterError.self) { try AdapterComposition.parse(text) }
+    for bad in ["BatchSplit(a,b,batch_sizes=[1,1e30])", "BatchSplit(a,b,batch_sizes=[1,16777217])",
+                "BatchSplit(a,b,batch_sizes=inf)", "Average(a,b,weights=[nan,1])", "Average(a,b,weights=[inf,1])"] {
+        #expect(throws: AdapterError.self, "\(bad)") { try AdapterComposition.parse(bad) }
+    }
+    #expect(try AdapterComposition.parse("BatchSplit(a,b,batch_sizes=[2,16777216])") ==
+            .batchSplit([.adapter("a"), .adapter("b")], batchSizes: [2, 1 << 24]))
+}

@@ -206,6 +206,8 @@ private struct SetupParser {
     let chars: [Unicode.Scalar]
     var index = 0
     init(text: String) { self.text = text; chars = Array(text.unicodeScalars) }
+    /// Largest accepted `BatchSplit` entry (rows of one split); far above any batch this library can hold.
+    static let maxBatchSplitSize = 1 << 24
     var atEnd: Bool { index >= chars.count }
     var position: Int { index }
 
@@ -246,7 +248,7 @@ private struct SetupParser {
         skipSpaces()
         if peek() != "[" {
             let t = try parseName()
-            guard let v = Double(t) else { throw fail("\"\(t)\" is not a number") }
+            guard let v = Double(t), v.isFinite else { throw fail("\"\(t)\" is not a finite number") }
             return [v]
         }
         try expect("[")
@@ -254,7 +256,7 @@ private struct SetupParser {
         if peek() == "]" { index += 1; return out }
         while true {
             let t = try parseName()
-            guard let v = Double(t) else { throw fail("\"\(t)\" is not a number") }
+            guard let v = Double(t), v.isFinite else { throw fail("\"\(t)\" is not a finite number") }
             out.append(v)
             if peek() == "," { index += 1; continue }
             try expect("]")
@@ -303,8 +305,14 @@ private struct SetupParser {
         case "Fuse": return .fuse(children, name: fuseName)
         case "BatchSplit":
             guard let sizes = kwargs["batch_sizes"] else { throw fail("BatchSplit needs batch_sizes=[…]") }
-            guard sizes.allSatisfy({ $0 == $0.rounded() && $0 >= 0 }) else { throw fail("batch_sizes must be non-negative integers") }
-            let ints = sizes.map { Int($0) }
+            // Bounded before converting: Int(Double) traps above Int.max (a fuzz find: batch_sizes=155…5).
+            let ints = try sizes.map { size -> Int in
+                guard size == size.rounded(), size >= 0 else { throw fail("batch_sizes must be non-negative integers") }
+                guard let int = Int(exactly: size), int <= Self.maxBatchSplitSize else {
+                    throw fail("batch_sizes entry \(size) is larger than \(Self.maxBatchSplitSize)")
+                }
+                return int
+            }
             return .batchSplit(children, batchSizes: ints.count == 1 && children.count > 1 ? Array(repeating: ints[0], count: children.count) : ints)
         default:
             var weights = kwargs["weights"] ?? Array(repeating: 1 / Double(children.count), count: children.count)
