@@ -11,7 +11,7 @@ struct DemoCommand: ParsableCommand {
             + "multi-task Parallel inference, and write results/<run>/report.md with tables and plots.",
         discussion: """
             Needs the model (scripts/fetch-model.sh) and the data (scripts/fetch-data.sh); scripts/demo.sh does both, \
-            builds in release mode and runs this. The full run takes about 8 minutes on an idle 2-core machine (at most 15; docs/demo.md), --quick about 1.
+            builds in release mode and runs this. The full run took 7 minutes on an idle 2-core machine (at most 15; docs/demo.md), --quick about 1.
             """)
 
     @Flag(help: "Smoke run (CI): tiny samples, every step, a report; numbers are not meaningful.")

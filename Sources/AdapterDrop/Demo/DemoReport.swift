@@ -225,10 +225,10 @@ public enum DemoReport {
         }
         let linePlots = [
             ReportLinePlot(name: "accuracy-vs-dropped-layers", title: "Mean test accuracy over \(r.tasks.count) tasks vs dropped layers",
-                           xLabel: "dropped layers n", xUnit: "layers", yLabel: "mean test accuracy", yUnit: "%",
+                           xLabel: "n, lowest layers without adapters", xUnit: "layers", yLabel: "mean test accuracy", yUnit: "%",
                            series: accuracySeries, integerXTics: true),
             ReportLinePlot(name: "speedup-vs-dropped-layers", title: "Parallel multi-task inference: speed-up vs dropped layers",
-                           xLabel: "dropped layers n", xUnit: "layers", yLabel: "speed-up vs n = 0 (wall clock)", yUnit: "×",
+                           xLabel: "n, lowest layers without adapters", xUnit: "layers", yLabel: "wall-clock speed-up vs n = 0", yUnit: "×",
                            series: speedSeries, integerXTics: true),
         ]
 
