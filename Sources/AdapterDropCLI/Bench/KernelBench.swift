@@ -18,6 +18,15 @@ enum KernelBench {
     static let softmaxShapes: [(rows: Int, cols: Int)] = [(12 * 128, 128), (8 * 12 * 128, 128)]
 
     static func run(threads: Int, seconds: Double, includeReference: Bool) -> [BenchRow] {
+        if threads > 1, ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"] == nil {
+            // OpenBLAS's workers busy-wait after each call (OpenBLAS reads this variable when it loads, so it
+            // cannot be set from here); interleaved with them, our second worker often shares a core.
+            FileHandle.standardError.write(Data("""
+                note: OpenBLAS's idle worker threads spin after each of its calls and take a core from our run that \
+                follows; for a fair \(threads)-thread comparison run with OPENBLAS_THREAD_TIMEOUT=4 (docs/benchmarks.md)
+
+                """.utf8))
+        }
         var rng = SeededRNG(seed: 7)
         var rows: [BenchRow] = []
         let ours = ComputeContext(threads: threads, gemmBackend: .kernels)
