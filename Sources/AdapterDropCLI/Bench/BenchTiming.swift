@@ -1,5 +1,37 @@
+import AdapterDrop
+import ArgumentParser
 import Dispatch
 import Foundation
+
+/// The model options shared by the benchmarks that build a random-weight model (`bench drop`, `bench fusion`,
+/// `bench train`): the built-in shape and the tokens per sequence.
+struct BenchShapeOptions: ParsableArguments {
+    @Option(help: "Built-in model shape with random weights: bert-base or minilm.")
+    var config: String = "bert-base"
+    @Option(help: "Tokens per sequence.")
+    var seq: Int = 128
+
+    /// The built-in configuration named by `--config`.
+    /// - Throws: `ValidationError` naming the option for an unknown shape, or a `--seq` below `minimumSeq` or
+    ///   above the model's maximum positions.
+    func validatedConfig(minimumSeq: Int = 1) throws -> BertConfig {
+        guard let c = EncoderBench.builtinConfig(config) else {
+            throw ValidationError("--config must be bert-base or minilm, got \(config)")
+        }
+        guard seq >= minimumSeq else { throw ValidationError("--seq must be at least \(minimumSeq)") }
+        guard seq <= c.maxPositionEmbeddings else {
+            throw ValidationError("--seq \(seq) exceeds the model's maximum \(c.maxPositionEmbeddings)")
+        }
+        return c
+    }
+}
+
+/// Prints a warning when this is a debug build: benchmark numbers only mean something in release builds.
+func warnIfDebugBuild() {
+    #if DEBUG
+    print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
+    #endif
+}
 
 /// Interleaved timing: every repetition runs each variant once, in turn, so a noisy neighbour slows all
 /// variants alike; the statistic is the median.

@@ -20,16 +20,13 @@ struct DropBenchCommand: ParsableCommand {
             batch as `bench encoder`. The estimated run time is printed before timing starts.
             """)
 
-    @Option(help: "Built-in model shape with random weights: bert-base or minilm.")
-    var config: String = "bert-base"
+    @OptionGroup var shape: BenchShapeOptions
     @Option(help: "Task counts, comma-separated (e.g. 1,2,4,8,16).")
     var tasks: String = "1,2,4,8"
     @Option(help: "Dropped layers: a range LO..HI or a comma-separated list (e.g. 0..11 or 0,5).")
     var drop: String = "0,5"
     @Option(help: "Sequences per batch.")
     var batch: Int = 1
-    @Option(help: "Tokens per sequence.")
-    var seq: Int = 128
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Timed rounds per task count (every variant once per round; medians are reported).")
     var repetitions: Int = 5
@@ -55,18 +52,13 @@ struct DropBenchCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard EncoderBench.builtinConfig(config) != nil else { throw ValidationError("--config must be bert-base or minilm") }
-        guard batch >= 1, seq >= 1, repetitions >= 1 else {
-            throw ValidationError("--batch, --seq and --repetitions must be at least 1")
-        }
-        let layers = EncoderBench.builtinConfig(config)!.numHiddenLayers
-        let maximum = EncoderBench.builtinConfig(config)!.maxPositionEmbeddings
-        guard seq <= maximum else { throw ValidationError("--seq \(seq) exceeds the model's maximum \(maximum)") }
+        let layers = try shape.validatedConfig().numHiddenLayers
+        guard batch >= 1, repetitions >= 1 else { throw ValidationError("--batch and --repetitions must be at least 1") }
         guard try Self.parseList(tasks, option: "--tasks").allSatisfy({ $0 >= 1 && $0 <= 64 }) else {
             throw ValidationError("--tasks: each count must be in 1...64")
         }
         guard try Self.parseList(drop, option: "--drop").allSatisfy({ $0 >= 0 && $0 < layers }) else {
-            throw ValidationError("--drop: each value must be in 0..<\(layers) for \(config)")
+            throw ValidationError("--drop: each value must be in 0..<\(layers) for \(shape.config)")
         }
     }
 
@@ -76,15 +68,13 @@ struct DropBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        #if DEBUG
-        print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
-        #endif
-        let c = EncoderBench.builtinConfig(config)!
+        warnIfDebugBuild()
+        let c = try shape.validatedConfig(), seq = shape.seq
         let taskCounts = try Self.parseList(tasks, option: "--tasks")
         let requested = try Self.parseList(drop, option: "--drop")
         let drops = Array(Set(requested + [0])).sorted()
         let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42), prepackWeights: prepack)
-        var model = AdapterModel(encoder: encoder, modelName: config)
+        var model = AdapterModel(encoder: encoder, modelName: shape.config)
         let maxTasks = taskCounts.max() ?? 1
         for t in 0..<maxTasks {
             try model.addAdapter(name: "task\(t)", config: try .preset("seq_bn"), seed: UInt64(t + 1))
@@ -93,7 +83,7 @@ struct DropBenchCommand: ParsableCommand {
         }
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: c.vocabSize)
         let threads = runtime.threads, context = runtime.context()
-        print("model: \(config) (RANDOM weights\(prepack ? ", prepacked" : "")), seq_bn adapters (reduction factor 16), "
+        print("model: \(shape.config) (RANDOM weights\(prepack ? ", prepacked" : "")), seq_bn adapters (reduction factor 16), "
               + "batch \(batch), seq \(seq), threads \(threads), ISA \(KernelISA.active.rawValue), "
               + (compareHookPath ? "buffered path and general hook path" : "buffered path"))
         let layers = c.numHiddenLayers

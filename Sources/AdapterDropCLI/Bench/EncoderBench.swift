@@ -59,9 +59,7 @@ struct EncoderBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        #if DEBUG
-        print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
-        #endif
+        warnIfDebugBuild()
         let encoder: BertEncoder
         let label: String, weightsLabel: String
         if let model {

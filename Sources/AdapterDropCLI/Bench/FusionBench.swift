@@ -20,8 +20,7 @@ struct FusionBenchCommand: ParsableCommand {
             deterministic batch as `bench encoder`.
             """)
 
-    @Option(help: "Built-in model shape with random weights: bert-base or minilm.")
-    var config: String = "bert-base"
+    @OptionGroup var shape: BenchShapeOptions
     @Option(help: "Adapters the full fusion runs over.")
     var adapters: Int = 8
     @Option(help: "Adapters the pruned fusion keeps.")
@@ -30,35 +29,28 @@ struct FusionBenchCommand: ParsableCommand {
     var drop: String = "0"
     @Option(help: "Sequences per batch.")
     var batch: Int = 1
-    @Option(help: "Tokens per sequence.")
-    var seq: Int = 128
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Timed rounds (every variant once per round; medians are reported).")
     var repetitions: Int = 5
     @OptionGroup var jsonFile: JSONFileOption
 
     func validate() throws {
-        guard let c = EncoderBench.builtinConfig(config) else { throw ValidationError("--config must be bert-base or minilm") }
-        guard batch >= 1, seq >= 1, repetitions >= 1 else {
-            throw ValidationError("--batch, --seq and --repetitions must be at least 1")
-        }
-        guard seq <= c.maxPositionEmbeddings else { throw ValidationError("--seq \(seq) exceeds the model's maximum \(c.maxPositionEmbeddings)") }
+        let c = try shape.validatedConfig()
+        guard batch >= 1, repetitions >= 1 else { throw ValidationError("--batch and --repetitions must be at least 1") }
         guard adapters >= 1, adapters <= 64, keep >= 1, keep <= adapters else {
             throw ValidationError("--adapters must be in 1...64 and --keep in 1...--adapters")
         }
         guard try DropBenchCommand.parseList(drop, option: "--drop").allSatisfy({ $0 >= 0 && $0 < c.numHiddenLayers }) else {
-            throw ValidationError("--drop: each value must be in 0..<\(c.numHiddenLayers) for \(config)")
+            throw ValidationError("--drop: each value must be in 0..<\(c.numHiddenLayers) for \(shape.config)")
         }
     }
 
     func run() throws {
-        #if DEBUG
-        print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
-        #endif
-        let c = EncoderBench.builtinConfig(config)!
+        warnIfDebugBuild()
+        let c = try shape.validatedConfig(), seq = shape.seq
         let drops = try DropBenchCommand.parseList(drop, option: "--drop")
         let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42))
-        var model = AdapterModel(encoder: encoder, modelName: config)
+        var model = AdapterModel(encoder: encoder, modelName: shape.config)
         let names = (0..<adapters).map { "task\($0)" }
         for (t, name) in names.enumerated() { try model.addAdapter(name: name, config: try .preset("seq_bn"), seed: UInt64(t + 1)) }
         try model.addFusion(adapterNames: names, name: "fusion", config: .dynamicPreset, seed: 7)
@@ -67,7 +59,7 @@ struct FusionBenchCommand: ParsableCommand {
         let pruned = try model.pruningFusion("fusion", keeping: Array(names.prefix(keep)), name: "pruned")
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: c.vocabSize)
         let threads = runtime.threads, context = runtime.context()
-        print("model: \(config) (RANDOM weights), \(adapters) seq_bn adapters (reduction factor 16) + dynamic fusion, pruned to "
+        print("model: \(shape.config) (RANDOM weights), \(adapters) seq_bn adapters (reduction factor 16) + dynamic fusion, pruned to "
               + "\(keep) (\(pruned.setup)), batch \(batch), seq \(seq), threads \(threads), ISA \(KernelISA.active.rawValue)")
         // Checked runs: errors surface before timing.
         _ = try model(input, setup: full, heads: ["fusion"], context: context)

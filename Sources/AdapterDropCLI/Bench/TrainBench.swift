@@ -20,12 +20,9 @@ struct TrainBenchCommand: ParsableCommand {
             draws n per step from --robust LO...HI (seed 0), so its time is the mean over those draws.
             """)
 
-    @Option(help: "Built-in model shape with random weights: bert-base or minilm.")
-    var config: String = "bert-base"
+    @OptionGroup var shape: BenchShapeOptions
     @Option(help: "Sequences per batch.")
     var batch: Int = 8
-    @Option(help: "Tokens per sequence.")
-    var seq: Int = 128
     @Option(help: "Specialized AdapterDrop: dropped layers, a range LO..HI or a list (e.g. 0,5).")
     var drop: String = "0,5"
     @Option(help: "Robust AdapterDrop: also time n drawn per step from LO...HI (e.g. 0...11).")
@@ -42,13 +39,12 @@ struct TrainBenchCommand: ParsableCommand {
     @OptionGroup var jsonFile: JSONFileOption
 
     func validate() throws {
-        guard let c = EncoderBench.builtinConfig(config) else { throw ValidationError("--config must be bert-base or minilm") }
-        guard batch >= 1, seq >= 2, steps >= 1, repetitions >= 1 else {
-            throw ValidationError("--batch, --steps and --repetitions must be at least 1, --seq at least 2")
+        let c = try shape.validatedConfig(minimumSeq: 2)
+        guard batch >= 1, steps >= 1, repetitions >= 1 else {
+            throw ValidationError("--batch, --steps and --repetitions must be at least 1")
         }
-        guard seq <= c.maxPositionEmbeddings else { throw ValidationError("--seq \(seq) exceeds the model's maximum \(c.maxPositionEmbeddings)") }
         guard try DropBenchCommand.parseList(drop, option: "--drop").allSatisfy({ $0 >= 0 && $0 <= c.numHiddenLayers }) else {
-            throw ValidationError("--drop: each value must be in 0...\(c.numHiddenLayers) for \(config)")
+            throw ValidationError("--drop: each value must be in 0...\(c.numHiddenLayers) for \(shape.config)")
         }
         if let robust {
             let r = try TrainingRunOptions.parseRange(robust)
@@ -62,10 +58,8 @@ struct TrainBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        #if DEBUG
-        print("warning: this is a debug build; measure with `swift build -c release` and .build/release/adapterdrop")
-        #endif
-        let c = EncoderBench.builtinConfig(config)!
+        warnIfDebugBuild()
+        let c = try shape.validatedConfig(), seq = shape.seq
         let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42))
         try MemoryEstimate(config: c, batch: batch, sequenceLength: seq, mode: .training, threads: runtime.threads)
             .check(limitBytes: try runtime.memoryLimitBytes())
@@ -94,7 +88,7 @@ struct TrainBenchCommand: ParsableCommand {
             t.packedWeights = packed
             return t
         }
-        print("model: \(config) (RANDOM weights), one seq_bn adapter (reduction factor 16) + head, batch \(batch), seq \(seq), "
+        print("model: \(shape.config) (RANDOM weights), one seq_bn adapter (reduction factor 16) + head, batch \(batch), seq \(seq), "
               + "\(steps) steps per run, dropout \(noDropout ? "off" : "on"), packed \(!noPack), threads \(runtime.threads), "
               + "ISA \(KernelISA.active.rawValue)")
         fflush(nil)  // shown before the timing starts even when stdout is a file or pipe
