@@ -215,16 +215,11 @@ struct Encode: ParsableCommand {
     static func encoderInput(inputIds: String, attentionMask: String?, tokenTypeIds: String?, padTokenId: Int) throws -> EncoderInput {
         let ids = try parseRows(inputIds, option: "--input-ids")
         let types = try tokenTypeIds.map { try parseRows($0, option: "--token-type-ids") }
-        let input = try EncoderInput(ids: ids, tokenTypeIds: types, padTokenId: padTokenId)
-        guard let attentionMask else { return input }
-        let mask = try parseRows(attentionMask, option: "--attention-mask")
-        guard mask.map(\.count) == ids.map(\.count) else {
+        let mask = try attentionMask.map { try parseRows($0, option: "--attention-mask") }
+        if let mask, mask.map(\.count) != ids.map(\.count) {
             throw CLIError("--attention-mask: row lengths \(mask.map(\.count)) do not match --input-ids \(ids.map(\.count))")
         }
-        let seq = input.sequenceLength
-        return try EncoderInput(batchSize: input.batchSize, sequenceLength: seq, inputIds: input.inputIds,
-                                attentionMask: mask.flatMap { $0 + Array(repeating: 0, count: seq - $0.count) },
-                                tokenTypeIds: input.tokenTypeIds)
+        return try EncoderInput(ids: ids, tokenTypeIds: types, attentionMask: mask, padTokenId: padTokenId)
     }
 
     func run() throws {

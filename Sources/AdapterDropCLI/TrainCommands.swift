@@ -151,7 +151,7 @@ func trainingBatchEncoder(_ tokenizer: SubwordTokenizer, maxLength: Int) -> Adap
         let inputs: [TokenizerInput] = batch.map { e in e.textPair.map { .pair(e.text, $0) } ?? .single(e.text) }
         let encoding = try tokenizer.encode(batch: inputs, options: EncodingOptions(truncation: .longestFirst, maxLength: maxLength,
                                                                                    padding: .longest))
-        return try EncoderInput(ids: encoding.inputIDs, tokenTypeIds: encoding.tokenTypeIDs, padTokenId: tokenizer.padTokenID)
+        return try EncoderInput(encoding, padTokenId: tokenizer.padTokenID)
     }
 }
 

@@ -52,7 +52,7 @@ extension AdapterModel {
     private static func batch(_ texts: [String], tokenizer: SubwordTokenizer, maxLength: Int?) throws -> EncoderInput {
         let encoded = try tokenizer.encode(batch: texts.map { .single($0) }, options: EncodingOptions(
             truncation: maxLength == nil ? nil : .longestFirst, maxLength: maxLength, padding: .longest))
-        return try EncoderInput(ids: encoded.inputIDs, tokenTypeIds: encoded.tokenTypeIDs, padTokenId: tokenizer.padTokenID)
+        return try EncoderInput(encoded, padTokenId: tokenizer.padTokenID)
     }
 
     /// Every example through every task: `Parallel(tasks…)` with adapters dropped from layers `0 ..< droppedLayers`,

@@ -62,7 +62,7 @@ extension AdapterModel {
         return try trainAdapter(name, on: dataset, options: options, seed: seed, context: context, progress: progress) { batch in
             let encoded = try words.encode(batch: batch.map { e in e.textPair.map { .pair(e.text, $0) } ?? .single(e.text) },
                                            options: EncodingOptions(truncation: .longestFirst, maxLength: limit, padding: .longest))
-            return try EncoderInput(ids: encoded.inputIDs, tokenTypeIds: encoded.tokenTypeIDs, padTokenId: words.padTokenID)
+            return try EncoderInput(encoded, padTokenId: words.padTokenID)
         }
     }
 }

@@ -53,27 +53,51 @@ public struct EncoderInput: Sendable, Equatable {
     /// - Parameters:
     ///   - ids: one array of token ids per sequence.
     ///   - tokenTypeIds: one array per sequence with the same lengths as `ids`, or nil for all zeros.
+    ///   - attentionMask: one array of 0/1 per sequence with the same lengths as `ids`, or nil for all ones; the
+    ///     positions added by this padding always get 0. A tokenizer's padded output must pass its mask here
+    ///     (or use `init(_:padTokenId:)`): its pad positions are already in `ids` and only the mask marks them.
     ///   - padTokenId: the id written into padding positions (BERT 0, RoBERTa 1).
-    /// - Throws: `EncoderError.inputShape` if a type-id row's length differs from its id row.
-    public init(ids: [[Int]], tokenTypeIds: [[Int]]? = nil, padTokenId: Int = 0) throws {
+    /// - Throws: `EncoderError.inputShape` if a type-id or mask row's length differs from its id row, or a mask
+    ///   value is not 0 or 1.
+    public init(ids: [[Int]], tokenTypeIds: [[Int]]? = nil, attentionMask: [[Int]]? = nil, padTokenId: Int = 0) throws {
         let seq = ids.map(\.count).max() ?? 0
         var flat: [Int] = [], mask: [Int] = [], types: [Int] = []
         flat.reserveCapacity(ids.count * seq)
+        mask.reserveCapacity(ids.count * seq)
+        types.reserveCapacity(ids.count * seq)
         for (row, sequence) in ids.enumerated() {
             let pad = seq - sequence.count
-            flat += sequence + Array(repeating: padTokenId, count: pad)
-            mask += Array(repeating: 1, count: sequence.count) + Array(repeating: 0, count: pad)
+            flat += sequence + repeatElement(padTokenId, count: pad)
+            if let attentionMask {
+                guard row < attentionMask.count, attentionMask[row].count == sequence.count else {
+                    throw EncoderError.inputShape("attention_mask row \(row) does not match input_ids row length \(sequence.count)")
+                }
+                mask += attentionMask[row] + repeatElement(0, count: pad)
+            } else {
+                mask += Array(repeating: 1, count: sequence.count) + repeatElement(0, count: pad)
+            }
             if let tokenTypeIds {
                 guard row < tokenTypeIds.count, tokenTypeIds[row].count == sequence.count else {
                     throw EncoderError.inputShape("token_type_ids row \(row) does not match input_ids row length \(sequence.count)")
                 }
-                types += tokenTypeIds[row] + Array(repeating: 0, count: pad)
+                types += tokenTypeIds[row] + repeatElement(0, count: pad)
             } else {
-                types += Array(repeating: 0, count: seq)
+                types += repeatElement(0, count: seq)
             }
         }
         try self.init(batchSize: ids.count, sequenceLength: seq, inputIds: flat, attentionMask: mask,
                       tokenTypeIds: types)
+    }
+
+    /// A tokenizer's batch as encoder input: its ids, segment ids and attention mask (so padding the tokenizer
+    /// added is masked), rows padded to the longest if the batch was not padded.
+    /// - Parameters:
+    ///   - batch: `SubwordTokenizer.encode(batch:options:)`'s output, `[batch][seq]`.
+    ///   - padTokenId: the tokenizer's pad id (`SubwordTokenizer.padTokenID`), written into any padding added here.
+    /// - Throws: `EncoderError.inputShape` if an encoding's fields differ in length.
+    public init(_ batch: BatchEncoding, padTokenId: Int) throws {
+        try self.init(ids: batch.inputIDs, tokenTypeIds: batch.tokenTypeIDs, attentionMask: batch.attentionMask,
+                      padTokenId: padTokenId)
     }
 }
 

@@ -57,7 +57,7 @@ public struct PretrainedModel: Sendable {
         }
         let batch = try tokenizer.encode(batch: inputs, options: EncodingOptions(
             truncation: truncation, maxLength: truncation == nil ? nil : maxLength, padding: .longest))
-        let input = try EncoderInput(ids: batch.inputIDs, tokenTypeIds: batch.tokenTypeIDs, padTokenId: tokenizer.padTokenID)
+        let input = try EncoderInput(batch, padTokenId: tokenizer.padTokenID)
         return (batch, input)
     }
 
