@@ -71,6 +71,8 @@ struct RawTextRecord {
     var text: String
     var textPair: String?
     var label: String
+    /// JSONL read with `anyLabel`: the label field as it is (any JSON type); `label` is then its string or "".
+    var labelValue: JSONValue? = nil
 }
 
 // MARK: - JSONL
@@ -91,8 +93,9 @@ extension JSONValue {
 
 enum JSONLRecordReader {
     /// Reads one record per non-blank line. `text` and `label` are required; `textPair` is optional (absent or
-    /// null). A label may be a string or an integer (taken as its decimal text).
-    static func read(_ file: DatasetFileBytes, options: DatasetLoadOptions) throws -> [RawTextRecord] {
+    /// null). A label may be a string or an integer (taken as its decimal text); with `anyLabel` it may be any
+    /// JSON value, kept in `labelValue` for the caller to check (regression values, label lists).
+    static func read(_ file: DatasetFileBytes, options: DatasetLoadOptions, anyLabel: Bool = false) throws -> [RawTextRecord] {
         let bytes = file.bytes
         var records: [RawTextRecord] = []
         var lineNumber = 0
@@ -134,6 +137,13 @@ enum JSONLRecordReader {
             }
             let text = try string(options.textField, required: true)!
             let pair = try string(options.textPairField, required: false)
+            if anyLabel {
+                guard let field = value[options.labelField] else {
+                    throw DatasetError.missingField(file: file.file, line: lineNumber, field: options.labelField)
+                }
+                records.append(RawTextRecord(line: lineNumber, text: text, textPair: pair, label: field.string ?? "", labelValue: field))
+                continue
+            }
             let label = try string(options.labelField, required: true, allowInteger: true)!
             records.append(RawTextRecord(line: lineNumber, text: text, textPair: pair, label: label))
         }
