@@ -15,8 +15,17 @@ public struct AdapterTrainingOptions: Sendable {
         case skipStep = "skip"
     }
 
-    /// Examples per batch (≥ 1).
+    /// Examples per forward/backward pass (micro-batch) (≥ 1); an optimizer step takes
+    /// `batchSize · gradientAccumulationSteps` examples.
     public var batchSize: Int = 16
+    /// Gradient accumulation (≥ 1; HF Trainer's `gradient_accumulation_steps`): every optimizer step sums the
+    /// gradients of this many micro-batches of `batchSize` examples (the last step of an epoch may have fewer
+    /// or smaller ones), then clips the sum and updates once. Each micro-batch's loss is weighted by its share
+    /// of the step's examples, so with dropout off a step equals one batch of all its examples up to fp32
+    /// rounding (`batchSize: b, gradientAccumulationSteps: k` ≈ `batchSize: k·b`; docs/numerics.md). The
+    /// schedule, `stopAfterSteps`, `checkpointEvery`, AdapterDrop draws (one per optimizer step) and the result
+    /// histories count optimizer steps; checkpoints are written only between optimizer steps.
+    public var gradientAccumulationSteps: Int = 1
     /// Passes over the training set (≥ 1).
     public var epochs: Int = 1
     /// Peak learning rate of the linear schedule (finite, ≥ 0).
@@ -54,6 +63,7 @@ public struct AdapterTrainingOptions: Sendable {
             .invalidOption(key: key, value: "\(value)", reason: reason)
         }
         if batchSize < 1 { throw fail("batch_size", batchSize, "must be ≥ 1") }
+        if gradientAccumulationSteps < 1 { throw fail("gradient_accumulation_steps", gradientAccumulationSteps, "must be ≥ 1") }
         if epochs < 1 { throw fail("epochs", epochs, "must be ≥ 1") }
         if !learningRate.isFinite || learningRate < 0 { throw fail("learning_rate", learningRate, "must be finite and ≥ 0") }
         if warmupSteps < 0 { throw fail("warmup_steps", warmupSteps, "must be ≥ 0") }
@@ -104,11 +114,13 @@ public struct AdapterTrainingResult: Sendable {
 /// Trains a `TrainerModule` (one adapter, a stack, a fusion over frozen adapters, or Parallel adapters) and one
 /// prediction head per branch on top of a frozen `BertEncoder`.
 ///
-/// Per step: the next batch of a seeded shuffle, n dropped layers drawn from `AdapterDropSampler`
-/// (`skipLayers = 0..<n`, so backpropagation stops at layer n), then per branch: training forward with dropout
-/// (the same masks for every branch: stream = step + 1), the head's loss by its kind (cross-entropy,
-/// MSE for one label, BCE with logits for multi-label), backward; a check that loss and gradients are finite;
-/// `clipGradientNorm`; AdamW with `LinearWarmupSchedule`. A `RegularizedTrainerModule`'s term is evaluated at
+/// Per optimizer step: the next `batchSize · gradientAccumulationSteps` examples of a seeded shuffle, n dropped
+/// layers drawn from `AdapterDropSampler` (`skipLayers = 0..<n`, so backpropagation stops at layer n), then per
+/// micro-batch of `batchSize` and per branch: training forward with dropout (the same masks for every branch:
+/// stream = step + 1 for the first micro-batch), the head's loss by its kind (cross-entropy, MSE for one label,
+/// BCE with logits for multi-label), backward with the micro-batch's weight (its share of the step's examples),
+/// gradients summed; a check that loss and gradients are finite; `clipGradientNorm` on the sum; one AdamW update
+/// with `LinearWarmupSchedule` (which counts optimizer steps). A `RegularizedTrainerModule`'s term is evaluated at
 /// the start of every step t ≥ 1 (at the weights after step t − 1) and its gradient joins step t's, before
 /// clipping — adapters 1.3.0's timing (`AdapterTrainerCallback.on_step_end` runs it after the update); its
 /// value is reported in `regularizationLosses`, not in `losses`. Everything is seeded: a run is bitwise reproducible for a fixed seed, thread count
@@ -259,7 +271,8 @@ public final class AdapterTrainer {
     /// - Parameters:
     ///   - dataset: the training set (its order is shuffled per epoch from the seed).
     ///   - targets: gold targets in dataset order; nil: the dataset's class labels (classification heads).
-    ///     Every branch trains on the same targets.
+    ///     Every branch trains on the same targets (see `train(on:branchTargets:resumingFrom:context:)` for one
+    ///     set per branch).
     ///   - checkpoint: resume from this checkpoint folder (written by a run with the same options, dataset
     ///     size and parameters); the continued run is bitwise equal to an uninterrupted one.
     /// - Returns: per-step histories, the trained parameters and heads.
@@ -267,17 +280,36 @@ public final class AdapterTrainer {
     ///   `EncoderError` for bad ids.
     public func train(on dataset: TextClassificationDataset, targets: TrainingTargets? = nil,
                       resumingFrom checkpoint: URL? = nil, context: ComputeContext) throws -> AdapterTrainingResult {
+        try train(on: dataset, branchTargets: Array(repeating: targets, count: headModules.count), resumingFrom: checkpoint,
+                  context: context)
+    }
+
+    /// Parallel training with per-branch targets: trains like `train(on:targets:resumingFrom:context:)`, but head
+    /// i (branch i) learns `branchTargets[i]` — its own task on the same texts, e.g. a classification head and a
+    /// regression head; the step's loss is the sum of the heads' losses.
+    /// - Parameters:
+    ///   - branchTargets: one entry per head, in branch order, each in dataset order; nil entries: the dataset's
+    ///     class labels (classification heads).
+    /// - Throws: `TrainingError.invalidTargets` when the count differs from the number of heads or a target does
+    ///   not fit its head (named), otherwise as `train(on:targets:resumingFrom:context:)`.
+    public func train(on dataset: TextClassificationDataset, branchTargets: [TrainingTargets?],
+                      resumingFrom checkpoint: URL? = nil, context: ComputeContext) throws -> AdapterTrainingResult {
         let L = encoder.config.numHiddenLayers
         guard dataset.count > 0 else {
             throw TrainingError.invalidTargets(head: headModules[0].name, index: -1, reason: "the training set \(dataset.source) is empty")
         }
+        guard branchTargets.count == headModules.count else {
+            throw TrainingError.invalidTargets(head: headModules.map(\.name).joined(separator: ","), index: -1,
+                                               reason: "\(branchTargets.count) target sets for \(headModules.count) heads (one per branch)")
+        }
         var headTargets: [TrainingTargets] = []
         for (i, h) in headModules.enumerated() {
-            let t = try targets ?? defaultTargets(dataset, head: i)
+            let t = try branchTargets[i] ?? defaultTargets(dataset, head: i)
             try t.validate(head: h.name, kind: kinds[i], numLabels: h.config.numLabels, count: dataset.count)
             headTargets.append(t)
         }
-        let stepsPerEpoch = (dataset.count + options.batchSize - 1) / options.batchSize
+        let examplesPerStep = options.batchSize * options.gradientAccumulationSteps
+        let stepsPerEpoch = (dataset.count + examplesPerStep - 1) / examplesPerStep
         let total = stepsPerEpoch * options.epochs
         let schedule = LinearWarmupSchedule(baseLearningRate: options.learningRate, warmupSteps: options.warmupSteps,
                                             totalSteps: max(total, 1))
@@ -317,10 +349,13 @@ public final class AdapterTrainer {
                 // The same permutation as `dataset.batches(size:shuffleSeed:epoch:)`.
                 order = (epoch, SeededPermutation.indices(count: dataset.count, seed: options.seed, stream: UInt64(epoch)))
             }
-            let indices = Array(order!.indices[position * options.batchSize..<min((position + 1) * options.batchSize, dataset.count)])
-            let batch = indices.map { dataset.examples[$0] }
-            let input = try encode(batch)
-            let n = sampler.nextTrainingDrop()
+            // This step's examples: the next `batchSize · gradientAccumulationSteps` of the epoch's order (fewer
+            // at its end), cut into micro-batches of `batchSize`.
+            let window = order!.indices[position * examplesPerStep..<min((position + 1) * examplesPerStep, dataset.count)]
+            let microBatches = stride(from: window.startIndex, to: window.endIndex, by: options.batchSize).map {
+                Array(window[$0..<min($0 + options.batchSize, window.endIndex)])
+            }
+            let n = sampler.nextTrainingDrop()  // one draw per optimizer step, for all its micro-batches
             module.skipLayers = Set(0..<n)
             var stepLoss: Float = 0, regularization: Float = 0
             var fault: TrainingError? = nil
@@ -333,80 +368,18 @@ public final class AdapterTrainer {
                                        infinityCount: regularization.isInfinite ? 1 : 0)
                 }
             }
-            let stepTargets = headTargets.map { $0.floats(at: indices) }
-            if fault == nil, headModules.count > 1, let replicated = module as? any ReplicatedBranchesTrainerModule {
-                // Parallel with batch replication: one forward, head i on its block of rows, one backward.
-                replicated.selectBranch(nil)
-                var rng = SeededRNG(seed: options.seed, stream: UInt64(step) &+ 1)
-                let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
-                                                       packedWeights: packedWeights, context: context)
-                let rows = tape.output.shape[0], unreplicated = input.batchSize * input.sequenceLength
-                var outputGradients: [Tensor] = []
-                for (branch, head) in headModules.enumerated() {
-                    let r = replicated.branchRows(branch, outputRows: rows, batch: input.batchSize,
-                                                  sequenceLength: input.sequenceLength)
-                    let block = r == 0..<rows ? tape.output : tape.output.slice(rows: r).contiguous()
-                    let headTape = head.forward(block, batch: input.batchSize, sequenceLength: input.sequenceLength, context: context)
-                    let (loss, logitsGradient) = self.loss(head: branch, logits: headTape.logits, targets: stepTargets[branch])
-                    stepLoss += loss
-                    if !loss.isFinite {
-                        fault = locateNonFiniteForward(step: step, encoderOutput: tape.output, logits: headTape.logits,
-                                                       head: head.name, loss: loss)
-                        break
-                    }
-                    outputGradients.append(head.backward(headTape, logitsGradient: logitsGradient, context: context))
-                }
-                if fault == nil {
-                    var g: Tensor
-                    if rows == unreplicated {  // nothing replicated (every Parallel site skipped): the heads' gradients add
-                        g = outputGradients[0]
-                        for k in 1..<outputGradients.count { accumulate(outputGradients[k], into: &g, context: context) }
-                    } else {
-                        g = Tensor(concatenating: outputGradients)
-                    }
-                    var noLayerNorms: [LayerNormGradients]? = nil
-                    _ = encoder.trainingBackward(tape, outputGradient: g, trainable: module, layerNormGradients: &noLayerNorms,
-                                                 packedWeights: packedWeights, context: context)
-                }
-            } else if fault == nil {
-                branches: for branch in 0..<headModules.count {
-                    module.selectBranch(branch)
-                    let head = headModules[branch]
-                    var rng = SeededRNG(seed: options.seed, stream: UInt64(step) &+ 1)
-                    let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
-                                                       packedWeights: packedWeights, context: context)
-                    let headTape = head.forward(tape.output, batch: input.batchSize, sequenceLength: input.sequenceLength,
-                                                context: context)
-                    let (loss, logitsGradient) = self.loss(head: branch, logits: headTape.logits, targets: stepTargets[branch])
-                    stepLoss += loss
-                    if !loss.isFinite {
-                        fault = locateNonFiniteForward(step: step, encoderOutput: tape.output, logits: headTape.logits,
-                                                       head: head.name, loss: loss)
-                        break branches
-                    }
-                    let dOut = head.backward(headTape, logitsGradient: logitsGradient, context: context)
-                    var noLayerNorms: [LayerNormGradients]? = nil
-                    _ = encoder.trainingBackward(tape, outputGradient: dOut, trainable: module,
-                                                 layerNormGradients: &noLayerNorms, packedWeights: packedWeights, context: context)
-                }
-            }
-            let moduleGradients = module.takeGradients()
-            var gradients = moduleGradients
-            var headGradients: [(String, Tensor)] = []  // backward order: last head, last Linear first
-            for h in headModules.reversed() {
-                for (k, v) in h.takeGradients().sorted(by: { $0.key > $1.key }) {
-                    headGradients.append(("grad(\(k))", v))
-                    gradients[k] = v
-                }
-            }
             if fault == nil {
-                fault = Self.firstNonFinite(step: step, headGradients + Self.backwardOrder(moduleGradients.map { ($0.key, $0.value) }))
+                (stepLoss, fault) = try accumulateGradients(microBatches: microBatches, of: dataset, targets: headTargets,
+                                                            step: step, dropout: dropout, context: context)
             }
+            let (gradients, backwardOrdered) = takeAllGradients()
+            if fault == nil { fault = Self.firstNonFinite(step: step, backwardOrdered) }
             if let fault {
                 guard options.nonFinite == .skipStep else { module.skipLayers = []; resetBranches(); throw fault }
                 run.skippedSteps.append(step)
                 run.record(loss: stepLoss, regularization: regularization, dropped: n, norm: 0)
             } else {
+                var gradients = gradients
                 var norm: Float = 0
                 if let maxNorm = options.maxGradientNorm { norm = clipGradientNorm(&gradients, maxNorm: maxNorm, context: context) }
                 var params = allParameters
@@ -418,7 +391,7 @@ public final class AdapterTrainer {
                 let done = run.losses.count, elapsed = (ContinuousClock.now - start).seconds
                 let perStep = elapsed / Double(max(done - firstStep, 1))
                 progress.report(TrainingProgressEvent(step: done, totalSteps: total, epoch: epoch, loss: stepLoss,
-                                                      droppedLayers: n, examplesPerSecond: Double(batch.count) / max(perStep, 1e-9) ,
+                                                      droppedLayers: n, examplesPerSecond: Double(window.count) / max(perStep, 1e-9),
                                                       elapsedSeconds: elapsed, etaSeconds: perStep * Double(total - done),
                                                       skippedSteps: run.skippedSteps.count))
             }
@@ -441,6 +414,112 @@ public final class AdapterTrainer {
     /// `ReplicatedBranchesTrainerModule`; branch 0 otherwise).
     func resetBranches() {
         if let replicated = module as? any ReplicatedBranchesTrainerModule { replicated.selectBranch(nil) } else { module.selectBranch(0) }
+    }
+
+    /// Forward and backward passes of one optimizer step's micro-batches (`microBatches`: example indices into
+    /// `dataset`), accumulating (`+=`) every gradient into the module and the heads. Micro-batch m's loss
+    /// gradient is weighted by `wₘ = |m| / Σ|m|`, so the sum is the gradient of the mean loss over all the step's
+    /// examples — what one batch of them gives (the per-example losses are means over their micro-batch). With
+    /// one micro-batch `w = 1` and nothing is scaled. Dropout masks of micro-batch m come from
+    /// `SeededRNG(seed, stream: step + 1 + m·2³²)` (m = 0: the stream of a run without accumulation).
+    /// - Returns: the step's loss `Σₘ wₘ·Σ_heads lossₘ`, and the first non-finite forward value (the remaining
+    ///   micro-batches are then not run).
+    /// - Throws: errors of the batch encoder, `EncoderError`.
+    func accumulateGradients(microBatches: [[Int]], of dataset: TextClassificationDataset, targets: [TrainingTargets],
+                             step: Int, dropout: EncoderDropout,
+                             context: ComputeContext) throws -> (loss: Float, fault: TrainingError?) {
+        let total = microBatches.reduce(0) { $0 + $1.count }
+        var stepLoss: Float = 0
+        for (micro, indices) in microBatches.enumerated() {
+            let weight: Float = microBatches.count == 1 ? 1 : Float(indices.count) / Float(total)
+            let input = try encode(indices.map { dataset.examples[$0] })
+            let (loss, fault) = try microBatchPass(input, targets: targets.map { $0.floats(at: indices) }, weight: weight, step: step,
+                                                   stream: UInt64(step) &+ 1 &+ (UInt64(micro) << 32), dropout: dropout,
+                                                   context: context)
+            stepLoss += weight == 1 ? loss : weight * loss
+            if let fault { return (stepLoss, fault) }
+        }
+        return (stepLoss, nil)
+    }
+
+    /// One micro-batch: training forward (one replicated pass for a `ReplicatedBranchesTrainerModule` with several
+    /// heads, else one pass per branch), each head's loss on `targets[head]`, and backward with dL/dlogits
+    /// scaled by `weight`.
+    /// - Returns: the unweighted sum of the heads' losses, and a `TrainingError.nonFinite` locating a non-finite
+    ///   loss (backward is then skipped).
+    private func microBatchPass(_ input: EncoderInput, targets: [[Float]], weight: Float, step: Int, stream: UInt64,
+                                dropout: EncoderDropout, context: ComputeContext) throws -> (loss: Float, fault: TrainingError?) {
+        var sum: Float = 0
+        /// Head `branch` on encoder rows `states`: adds its loss to `sum` and returns dL/d(states), or a fault.
+        func head(_ branch: Int, on states: Tensor, output: Tensor) -> Result<Tensor, TrainingError> {
+            let head = headModules[branch]
+            let tape = head.forward(states, batch: input.batchSize, sequenceLength: input.sequenceLength, context: context)
+            var (loss, logitsGradient) = self.loss(head: branch, logits: tape.logits, targets: targets[branch])
+            sum += loss
+            if !loss.isFinite {
+                return .failure(locateNonFiniteForward(step: step, encoderOutput: output, logits: tape.logits,
+                                                       head: head.name, loss: loss))
+            }
+            if weight != 1 { logitsGradient = scaled(logitsGradient, by: weight, context: context) }
+            return .success(head.backward(tape, logitsGradient: logitsGradient, context: context))
+        }
+        var noLayerNorms: [LayerNormGradients]? = nil
+        if headModules.count > 1, let replicated = module as? any ReplicatedBranchesTrainerModule {
+            // Parallel with batch replication: one forward, head i on its block of rows, one backward.
+            replicated.selectBranch(nil)
+            var rng = SeededRNG(seed: options.seed, stream: stream)
+            let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
+                                                   packedWeights: packedWeights, context: context)
+            let rows = tape.output.shape[0], unreplicated = input.batchSize * input.sequenceLength
+            var outputGradients: [Tensor] = []
+            for branch in headModules.indices {
+                let r = replicated.branchRows(branch, outputRows: rows, batch: input.batchSize, sequenceLength: input.sequenceLength)
+                let block = r == 0..<rows ? tape.output : tape.output.slice(rows: r).contiguous()
+                switch head(branch, on: block, output: tape.output) {
+                case .failure(let fault): return (sum, fault)
+                case .success(let g): outputGradients.append(g)
+                }
+            }
+            var g: Tensor
+            if rows == unreplicated {  // nothing replicated (every Parallel site skipped): the heads' gradients add
+                g = outputGradients[0]
+                for k in 1..<outputGradients.count { accumulate(outputGradients[k], into: &g, context: context) }
+            } else {
+                g = Tensor(concatenating: outputGradients)
+            }
+            _ = encoder.trainingBackward(tape, outputGradient: g, trainable: module, layerNormGradients: &noLayerNorms,
+                                         packedWeights: packedWeights, context: context)
+            return (sum, nil)
+        }
+        for branch in headModules.indices {
+            module.selectBranch(branch)
+            var rng = SeededRNG(seed: options.seed, stream: stream)  // the same masks for every branch
+            let tape = try encoder.trainingForward(input, trainable: module, dropout: dropout, rng: &rng,
+                                                   packedWeights: packedWeights, context: context)
+            switch head(branch, on: tape.output, output: tape.output) {
+            case .failure(let fault): return (sum, fault)
+            case .success(let dOut):
+                _ = encoder.trainingBackward(tape, outputGradient: dOut, trainable: module, layerNormGradients: &noLayerNorms,
+                                             packedWeights: packedWeights, context: context)
+            }
+        }
+        return (sum, nil)
+    }
+
+    /// Takes (and clears) the gradients accumulated in the module and the heads: all of them by name, and
+    /// labelled `grad(name)` in backward order (last head's last Linear first, then the module's, top layer
+    /// first) for the non-finite check.
+    func takeAllGradients() -> (all: [String: Tensor], backwardOrdered: [(String, Tensor)]) {
+        let moduleGradients = module.takeGradients()
+        var all = moduleGradients
+        var headGradients: [(String, Tensor)] = []
+        for h in headModules.reversed() {
+            for (k, v) in h.takeGradients().sorted(by: { $0.key > $1.key }) {
+                headGradients.append(("grad(\(k))", v))
+                all[k] = v
+            }
+        }
+        return (all, headGradients + Self.backwardOrder(moduleGradients.map { ($0.key, $0.value) }))
     }
 
     /// The first non-finite tensor of a forward pass whose loss is not finite, in forward order: trainable

@@ -20,6 +20,11 @@ import Darwin
 ///
 /// The dropout masks need no state (stream = step + 1 of the seed) and the batch order is the seeded
 /// permutation of the epoch, so step, seed and sampler position determine the rest of the run.
+///
+/// With gradient accumulation a checkpoint is only ever written between optimizer steps (after the update), so
+/// it holds no partial gradient sum. A run stopped in the middle of a step's micro-batches (killed, or an error)
+/// resumes from the last checkpoint and recomputes that step's micro-batches from the start, which gives the
+/// same sums bit for bit (the micro-batches, their order and their dropout streams follow from the step).
 public enum TrainerCheckpoint {
     /// The trainer state file.
     public static let stateFile = "trainer_state.json"
@@ -31,6 +36,8 @@ public enum TrainerCheckpoint {
     struct Identity: Codable, Equatable {
         var batchSize: Int, epochs: Int, learningRate: Double, warmupSteps: Int, weightDecay: Double
         var maxGradientNorm: Double?, policy: String, seed: String, useDropout: Bool
+        /// Absent in checkpoints written before gradient accumulation existed: read as 1.
+        var gradientAccumulationSteps: Int?
         var numberOfLayers: Int, datasetCount: Int, stepsPerEpoch: Int
         var parameterNames: [String], heads: [String]
 
@@ -39,7 +46,7 @@ public enum TrainerCheckpoint {
             batchSize = options.batchSize; epochs = options.epochs; learningRate = options.learningRate
             warmupSteps = options.warmupSteps; weightDecay = options.weightDecay
             maxGradientNorm = options.maxGradientNorm; policy = "\(options.policy)"; seed = String(options.seed)
-            useDropout = options.useDropout
+            useDropout = options.useDropout; gradientAccumulationSteps = options.gradientAccumulationSteps
             self.numberOfLayers = numberOfLayers; self.datasetCount = datasetCount; self.stepsPerEpoch = stepsPerEpoch
             self.parameterNames = parameterNames; self.heads = heads
         }
@@ -47,7 +54,9 @@ public enum TrainerCheckpoint {
         /// (key, this run's value, saved value) of the first difference.
         func firstDifference(from other: Identity) -> (String, String, String)? {
             let pairs: [(String, String, String)] = [
-                ("batch_size", "\(batchSize)", "\(other.batchSize)"), ("epochs", "\(epochs)", "\(other.epochs)"),
+                ("batch_size", "\(batchSize)", "\(other.batchSize)"),
+                ("gradient_accumulation_steps", "\(gradientAccumulationSteps ?? 1)", "\(other.gradientAccumulationSteps ?? 1)"),
+                ("epochs", "\(epochs)", "\(other.epochs)"),
                 ("learning_rate", "\(learningRate)", "\(other.learningRate)"),
                 ("warmup_steps", "\(warmupSteps)", "\(other.warmupSteps)"),
                 ("weight_decay", "\(weightDecay)", "\(other.weightDecay)"),
