@@ -285,32 +285,6 @@ final class BranchedTestModule: RegularizedTrainerModule {
         #expect(reg.parameters[key]!.scalars != alone[0].parameters[key]!.scalars)
     }
 
-    /// The dynamic fusion of the `adapters/trajectory` fixture through `AdapterTrainer.train` (the library's
-    /// loop with the regulariser's reference timing): the 10 losses within 1e-5 rel of adapters 1.3.0's.
-    @Test func fusionThroughTheTrainerMatchesPyTorch() throws {
-        var model = try adapterFixtureModel("trajectory", adapters: ["f1", "f2"])
-        try model.loadFusion(from: fixtureURL("adapters/trajectory/fusion"))
-        try model.loadHead(from: fixtureURL("adapters/trajectory/fusion_head"))
-        let (file, input) = try adapterFixture("trajectory")
-        let labels = try file.integers("labels").map(Float.init)
-        let fusion = try AdapterFusionTrainingModule(try #require(model.fusions["f1,f2"]), adapters: model.adapters)
-        var options = AdapterTrainingOptions()
-        options.batchSize = 3
-        options.epochs = TrainingTrajectoryTests.steps
-        options.learningRate = TrainingTrajectoryTests.learningRate
-        options.warmupSteps = TrainingTrajectoryTests.warmup
-        options.weightDecay = TrainingTrajectoryTests.weightDecay
-        options.maxGradientNorm = TrainingTrajectoryTests.maxNorm
-        options.useDropout = false
-        let rows = TrainingTrajectoryTests()
-        let trainer = try AdapterTrainer(encoder: model.encoder, module: fusion, heads: [try #require(model.heads["fusion"])],
-                                         options: options, encode: rows.rowEncoder(input))
-        let result = try trainer.train(on: rows.rowDataset(labels), context: ComputeContext(threads: 1))
-        let r = expectClose(result.losses, try file.floats("fusion.losses"), atol: 0, rtol: 1e-5, "fusion losses via AdapterTrainer")
-        print("fusion via AdapterTrainer: \(r); regulariser \(result.regularizationLosses)")
-        #expect(result.regularizationLosses[0] == 0 && result.regularizationLosses[1] > 0)
-    }
-
     /// `ParallelTrainingModule` through the trainer: the replicated single pass gives the same summed losses as
     /// training each branch alone (dropout off, no clipping; tolerance: different GEMM row counts → rounding).
     @Test func parallelModuleReplicatedMatchesBranchesAlone() throws {

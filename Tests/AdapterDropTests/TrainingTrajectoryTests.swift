@@ -144,6 +144,10 @@ import Testing
                                          encode: rowEncoder(input))
         let result = try trainer.train(on: rowDataset(labels), context: ComputeContext(threads: 1))
         try expectTrajectory(result.losses, file, setup)
+        // The regulariser (fusion only) joins from step 1 on, at the weights after the previous step, and is
+        // reported apart from the losses.
+        #expect(result.regularizationLosses[0] == 0)
+        #expect(result.regularizationLosses.dropFirst().allSatisfy { setup == "fusion" ? $0 > 0 : $0 == 0 })
         let norms = expectClose(result.gradientNorms, try file.floats("\(setup).grad_norm"), atol: 1e-6, rtol: 1e-4,
                                 "\(setup) gradient norms")
         print("training trajectory \(setup) gradient norms: \(norms)")

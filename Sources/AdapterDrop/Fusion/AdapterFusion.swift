@@ -210,6 +210,37 @@ public struct AdapterFusion: Sendable {
     public func forward(site: AdapterSite, query: Tensor, ups: [Tensor], residual: Tensor,
                         context: ComputeContext) -> (output: Tensor, probabilities: Tensor) {
         guard let w = weights[site] else { preconditionFailure("fusion \(name) has no layer at \(site)") }
+        let out = Self.siteForward(config: config, weights: w, query: query, ups: ups, residual: residual,
+                                   temperature: temperature, context: context)
+        return (out.output, out.probabilities)
+    }
+
+    /// Every intermediate of one site's forward (what the training backward needs).
+    struct SiteForward {
+        /// The values `V_i` stacked (after `residual_before`) `[N·rows, H]`.
+        var stacked: Tensor
+        /// `q` `[rows, H]` (the query itself without a query projection).
+        var q: Tensor
+        /// `K_i` stacked `[N·rows, H]`.
+        var keys: Tensor
+        /// `Ṽ_i` stacked `[N·rows, H]` (value before the softmax), else `V_i`.
+        var values: Tensor
+        /// `p` `[rows, N]`.
+        var probabilities: Tensor
+        /// The context before the value matrix (value after the softmax), else nil.
+        var contextBeforeValue: Tensor?
+        /// The fused output `[rows, H]`.
+        var output: Tensor
+    }
+
+    /// The site computation of `forward` (the type's formula) with explicit weights, shared by inference and
+    /// `AdapterFusionTrainingModule` so that both run the same operations in the same order.
+    /// - Parameters:
+    ///   - scoreMask: training only: the score dropout mask `[rows, N]` (0 or 1/(1−rate)) applied to the raw
+    ///     scores before the softmax; nil: none.
+    static func siteForward(config: AdapterFusionConfig, weights w: AdapterFusionWeights, query: Tensor, ups: [Tensor],
+                            residual: Tensor, temperature: Float, scoreMask: Tensor? = nil,
+                            context: ComputeContext) -> SiteForward {
         let n = ups.count, rows = query.shape[0], h = query.shape[1]
         var values = ups
         if config.residualBefore { values = values.map { add($0, residual, context: context) } }
@@ -232,7 +263,9 @@ public struct AdapterFusion: Sendable {
                 }
             }
         }
-        let probabilities = softmax(Tensor(shape: [rows, n], scalars: scores), scale: 1 / temperature, context: context)
+        var scoreTensor = Tensor(shape: [rows, n], scalars: scores)
+        if let scoreMask { scoreTensor = multiply(scoreTensor, scoreMask, context: context) }
+        let probabilities = softmax(scoreTensor, scale: 1 / temperature, context: context)
         let p = probabilities.scalars
         var ctx = [Float](repeating: 0, count: rows * h)
         vals.contiguous().withUnsafeBufferPointer { vp in
@@ -244,8 +277,13 @@ public struct AdapterFusion: Sendable {
             }
         }
         var output = Tensor(shape: [rows, h], scalars: ctx)
-        if config.value && !config.valueBeforeSoftmax { output = linear(output, weight: w.value!, context: context) }
+        var contextBeforeValue: Tensor? = nil
+        if config.value && !config.valueBeforeSoftmax {
+            contextBeforeValue = output
+            output = linear(output, weight: w.value!, context: context)
+        }
         if !config.residualBefore { output = add(output, residual, context: context) }
-        return (output, probabilities)
+        return SiteForward(stacked: stacked, q: q, keys: keys, values: vals, probabilities: probabilities,
+                           contextBeforeValue: contextBeforeValue, output: output)
     }
 }

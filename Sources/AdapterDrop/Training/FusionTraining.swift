@@ -16,8 +16,9 @@ import AdapterCore
 /// p = softmax_i(dropout(q·K_i) / T);  c = Σ_i p_i Ṽ_i;  [c = Wv·c];  [c += r]   (BertFusion.forward)
 /// post_forward (last adapter): y = LN(c + a) | c
 /// ```
-/// The forward is the inference `AdapterFusion.forward` (same operations in the same order: with dropout off
-/// the output is bitwise equal to `CompositionHook`'s).
+/// The fusion step runs the inference code itself (`AdapterFusion.siteForward`, which `AdapterFusion.forward`
+/// calls) and keeps its intermediates for backward: with dropout off the output is bitwise equal to
+/// `CompositionHook`'s.
 ///
 /// Parameters are keyed by their full state-dict names
 /// `{keyPrefix}encoder.layer.{l}.{output|attention.output}.adapter_fusion_layer.{fusion}.{query|key}.{weight|bias}`
@@ -115,14 +116,17 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
     /// The fusion with the current parameter values (for saving or inference).
     public var fusion: AdapterFusion {
         var f = fusionTemplate
-        for site in sites {
-            var w = AdapterFusionWeights()
-            if config.query { w.query = (parameters[key(site, "query.weight")]!, parameters[key(site, "query.bias")]!) }
-            if config.key { w.key = (parameters[key(site, "key.weight")]!, parameters[key(site, "key.bias")]!) }
-            if config.value { w.value = parameters[key(site, "value.weight")]! }
-            f.weights[site] = w
-        }
+        for site in sites { f.weights[site] = siteWeights(site) }
         return f
+    }
+
+    /// The current query / key / value tensors of `site` (those the config has).
+    private func siteWeights(_ site: AdapterSite) -> AdapterFusionWeights {
+        var w = AdapterFusionWeights()
+        if config.query { w.query = (parameters[key(site, "query.weight")]!, parameters[key(site, "query.bias")]!) }
+        if config.key { w.key = (parameters[key(site, "key.weight")]!, parameters[key(site, "key.bias")]!) }
+        if config.value { w.value = parameters[key(site, "value.weight")]! }
+        return w
     }
 
     /// Returns this step's gradients and clears them (tensors without a backward are absent).
@@ -263,58 +267,12 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
             ups.append(up)
             if saveForBackward { children.append(AdapterSaved(index: i, preactivation: lo.preactivation ?? lo.output, down: down)) }
         }
-        // BertFusion.forward (as AdapterFusion.forward).
-        let n = ups.count, rows = h.shape[0], hs = h.shape[1]
-        var valuesIn = ups
-        if config.residualBefore { valuesIn = valuesIn.map { add($0, r, context: context) } }
-        let q = config.query ? linear(query, weight: parameters[key(site, "query.weight")]!,
-                                      bias: parameters[key(site, "query.bias")]!, context: context) : query
-        let stacked = Tensor(concatenating: valuesIn)
-        let keys = config.key ? linear(stacked, weight: parameters[key(site, "key.weight")]!,
-                                       bias: parameters[key(site, "key.bias")]!, context: context) : stacked
-        let vals = (config.value && config.valueBeforeSoftmax)
-            ? linear(stacked, weight: parameters[key(site, "value.weight")]!, context: context) : stacked
-        let qs = q.contiguous(), ks = keys.contiguous()
-        var scores = [Float](repeating: 0, count: rows * n)
-        qs.withUnsafeBufferPointer { qp in
-            ks.withUnsafeBufferPointer { kp in
-                for row in 0..<rows {
-                    for i in 0..<n {
-                        var s: Float = 0
-                        let k0 = (i * rows + row) * hs, q0 = row * hs
-                        for j in 0..<hs { s += qp[q0 + j] * kp[k0 + j] }
-                        scores[row * n + i] = s
-                    }
-                }
-            }
-        }
-        var scoreTensor = Tensor(shape: [rows, n], scalars: scores)
-        var scoreMask: Tensor? = nil
-        if dropout.isActive && scoreDropout > 0 {
-            let m = Tensor.dropoutMask(shape: [rows, n], rate: scoreDropout, using: &rng)
-            scoreTensor = multiply(scoreTensor, m, context: context)
-            scoreMask = m
-        }
-        let temperature: Float = 1  // `temperature: true` is rejected in init
-        let probabilities = softmax(scoreTensor, scale: 1 / temperature, context: context)
-        let p = probabilities.scalars
-        var ctx = [Float](repeating: 0, count: rows * hs)
-        let vc = vals.contiguous()
-        vc.withUnsafeBufferPointer { vp in
-            for row in 0..<rows {
-                for i in 0..<n {
-                    let pi = p[row * n + i], v0 = (i * rows + row) * hs
-                    for j in 0..<hs { ctx[row * hs + j] += pi * vp[v0 + j] }
-                }
-            }
-        }
-        var output = Tensor(shape: [rows, hs], scalars: ctx)
-        var contextBeforeValue: Tensor? = nil
-        if config.value && !config.valueBeforeSoftmax {
-            contextBeforeValue = output
-            output = linear(output, weight: parameters[key(site, "value.weight")]!, context: context)
-        }
-        if !config.residualBefore { output = add(output, r, context: context) }
+        // BertFusion.forward: the inference site computation with the current parameters (and the score mask).
+        let scoreMask = dropout.isActive && scoreDropout > 0
+            ? Tensor.dropoutMask(shape: [h.shape[0], ups.count], rate: scoreDropout, using: &rng) : nil
+        let fused = AdapterFusion.siteForward(config: config, weights: siteWeights(site), query: query, ups: ups, residual: r,
+                                              temperature: 1, scoreMask: scoreMask, context: context)  // `temperature: true` is rejected in init
+        let output = fused.output
         // post_forward of the last adapter.
         var y = output, ln2: LayerNormOutput? = nil
         if last.originalLayerNormAfter {
@@ -324,9 +282,9 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
             y = out.output
         }
         guard saveForBackward else { return TrainableSublayerForward(output: y, saved: nil) }
-        let saved = Saved(ln1: ln1, x: x, query: query, children: children, stacked: stacked, q: q, keys: keys,
-                          values: vals, probabilities: probabilities, scoreMask: scoreMask, context: contextBeforeValue,
-                          ln2: ln2)
+        let saved = Saved(ln1: ln1, x: x, query: query, children: children, stacked: fused.stacked, q: fused.q,
+                          keys: fused.keys, values: fused.values, probabilities: fused.probabilities, scoreMask: scoreMask,
+                          context: fused.contextBeforeValue, ln2: ln2)
         return TrainableSublayerForward(output: y, saved: saved)
     }
 
@@ -407,32 +365,22 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
         let dqTensor = Tensor(shape: [rows, hs], scalars: dq)
         let dKeysTensor = Tensor(shape: [n * rows, hs], scalars: dKeys)
         let dValuesTensor = Tensor(shape: [n * rows, hs], scalars: dValues)
-        // Query projection.
-        var dQuery: Tensor
-        if config.query {
-            let wk = key(site, "query.weight"), bk = key(site, "query.bias")
+        // Query and key projections (Linear with bias, when the config has them; else the identity): their
+        // weight/bias gradients accumulate, the input gradient is returned.
+        func projectionBackward(_ projection: String, present: Bool, _ gradient: Tensor, input: Tensor) -> Tensor {
+            guard present else { return gradient }
+            let wk = key(site, "\(projection).weight"), bk = key(site, "\(projection).bias")
             var gw = gradientBuffer(wk), gb = gradientBuffer(bk)
-            dQuery = Tensor(zeros: s.query.shape)
-            linearBackward(dqTensor, input: s.query, weight: parameters[wk]!, inputGradient: &dQuery, beta: 0,
+            var dInput = Tensor(zeros: input.shape)
+            linearBackward(gradient, input: input, weight: parameters[wk]!, inputGradient: &dInput, beta: 0,
                            weightGradient: &gw, biasGradient: &gb, context: context)
             gradients[wk] = gw
             gradients[bk] = gb
-        } else {
-            dQuery = dqTensor
+            return dInput
         }
+        let dQuery = projectionBackward("query", present: config.query, dqTensor, input: s.query)
         // Key and value projections of the stacked V_i.
-        var dStacked: Tensor
-        if config.key {
-            let wk = key(site, "key.weight"), bk = key(site, "key.bias")
-            var gw = gradientBuffer(wk), gb = gradientBuffer(bk)
-            dStacked = Tensor(zeros: s.stacked.shape)
-            linearBackward(dKeysTensor, input: s.stacked, weight: parameters[wk]!, inputGradient: &dStacked, beta: 0,
-                           weightGradient: &gw, biasGradient: &gb, context: context)
-            gradients[wk] = gw
-            gradients[bk] = gb
-        } else {
-            dStacked = dKeysTensor
-        }
+        var dStacked = projectionBackward("key", present: config.key, dKeysTensor, input: s.stacked)
         if config.value && config.valueBeforeSoftmax {
             let wk = key(site, "value.weight")
             var gw = gradientBuffer(wk)
