@@ -85,8 +85,7 @@ struct Embed: ParsableCommand {
         abstract: "Sentence embeddings from a model folder.",
         discussion: "With --json: one JSON object per input: {\"text\", \"embedding\"}.")
 
-    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
-    var model: String
+    @OptionGroup var model: ModelFolderOption
     @Option(name: .customLong("text"), help: "A text to embed (repeatable).")
     var texts: [String] = []
     @Option(help: "A JSONL file with one {\"text\": …} object per line (- for standard input).")
@@ -106,7 +105,7 @@ struct Embed: ParsableCommand {
     }
 
     func run() throws {
-        let pretrained = try loadPretrained(model)
+        let pretrained = try model.pretrained()
         let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
         let strings = inputs.map { if case .single(let t) = $0 { t } else { "" } }
         if inputs.contains(where: { if case .pair = $0 { true } else { false } }) {
@@ -136,8 +135,7 @@ struct Tokenize: ParsableCommand {
         abstract: "Tokenize a text (or a pair) with a model folder's tokenizer.",
         discussion: "With --json: {\"input_ids\", \"token_type_ids\", \"attention_mask\", \"tokens\"}.")
 
-    @Option(help: "Hugging Face model folder.")
-    var model: String
+    @OptionGroup var model: ModelFolderOption
     @Option(help: "The text.")
     var text: String
     @Option(help: "The second text of a pair.")
@@ -159,10 +157,10 @@ struct Tokenize: ParsableCommand {
         if truncation != nil && maxLength == nil {
             // The same maximum embed and predict truncate to (position table, sentence-transformers and
             // tokenizer_config limits).
-            let pretrained = try loadPretrained(model)
+            let pretrained = try model.pretrained()
             (tokenizer, limit) = (pretrained.tokenizer, pretrained.maxLength)
         } else {
-            (tokenizer, limit) = (try PretrainedModel.loadTokenizer(at: try existingFolder(model)), maxLength)
+            (tokenizer, limit) = (try PretrainedModel.loadTokenizer(at: try model.folder()), maxLength)
         }
         let input: TokenizerInput = textPair.map { .pair(text, $0) } ?? .single(text)
         let batch = try tokenizer.encode(batch: [input], options: EncodingOptions(
@@ -182,8 +180,7 @@ struct Encode: ParsableCommand {
         abstract: "Run the encoder on token ids (no tokenizer needed).",
         discussion: "With --json: {\"last_hidden_state\": [batch][seq][hidden]}.")
 
-    @Option(help: "Hugging Face model folder (config.json + model.safetensors).")
-    var model: String
+    @OptionGroup var model: ModelFolderOption
     @Option(help: "Token ids as JSON: [[…], …] (ragged rows are padded) or […] for one sequence.")
     var inputIds: String
     @Option(help: "Attention mask as JSON, same shape as --input-ids.")
@@ -223,7 +220,7 @@ struct Encode: ParsableCommand {
     }
 
     func run() throws {
-        let encoder = try BertEncoder(modelFolder: try existingFolder(model))
+        let encoder = try BertEncoder(modelFolder: try model.folder())
         let input = try Self.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
                                           padTokenId: encoder.config.padTokenId ?? 0)
         try runtime.checkInferenceMemory(config: encoder.config, batch: input.batchSize, sequenceLength: input.sequenceLength)

@@ -10,10 +10,8 @@ struct Predict: ParsableCommand {
         abstract: "Predict with adapters, AdapterFusion and AdapterDrop: logits and labels per head.",
         discussion: "With --json: {\"heads\": [{\"name\", \"logits\", \"labels\"}]}.")
 
-    @Option(help: "Hugging Face model folder (config.json, model.safetensors; tokenizer files for --text/--input).")
-    var model: String
-    @Option(name: .customLong("adapter"), help: "An AdapterHub adapter folder, with its head if saved (repeatable).")
-    var adapters: [String] = []
+    @OptionGroup var model: ModelFolderOption
+    @OptionGroup var adapters: AdapterFolderOptions
     @Option(name: .customLong("fusion"), help: "An AdapterHub fusion folder (repeatable; loaded after the adapters, with its head if saved: the default head of its Fuse setup).")
     var fusions: [String] = []
     @Option(name: .customLong("head-folder"), help: "An extra AdapterHub head folder (repeatable).")
@@ -85,14 +83,14 @@ struct Predict: ParsableCommand {
         let setupValue = try AdapterComposition.parse(setup)
         try setupValue?.checkDistinctChildren()  // Parallel(a,a) would give one head output for two channels
         let skip = try skipLayers.map(Self.parseSkipLayers) ?? []
-        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters, headFolders: headFolders)
+        var adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: adapters.folders, headFolders: headFolders)
         let fusionHeads = try Self.loadFusions(fusions, into: &adapterModel)
         let batch: EncoderInput
         if let inputIds {
             batch = try Encode.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
                                             padTokenId: adapterModel.encoder.config.padTokenId ?? 0)
         } else {
-            let pretrained = try loadPretrained(model)
+            let pretrained = try model.pretrained()
             let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
             batch = try pretrained.tokenize(inputs, truncation: truncation).1
         }

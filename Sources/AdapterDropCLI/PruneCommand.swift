@@ -10,10 +10,8 @@ struct Prune: ParsableCommand {
         abstract: "Prune an AdapterFusion to the adapters with the highest average activation over a dataset.",
         discussion: "With --json: {\"kept\", \"dropped\", \"fusion\", \"activations\"} instead of the table.")
 
-    @Option(help: "Hugging Face model folder (tokenizer files needed for JSONL lines with \"text\").")
-    var model: String
-    @Option(name: .customLong("adapter"), help: "An adapter folder of the fusion (repeatable).")
-    var adapters: [String] = []
+    @OptionGroup var model: ModelFolderOption
+    @OptionGroup var adapters: AdapterFolderOptions
     @Option(help: "The AdapterHub fusion folder to prune (its head, if saved there, is kept with the pruned fusion).")
     var fusion: String
     @Option(help: "JSONL (- for standard input): one {\"text\"[, \"text_pair\"]} or {\"input_ids\"[, \"attention_mask\", \"token_type_ids\"]} per line.")
@@ -61,7 +59,7 @@ struct Prune: ParsableCommand {
 
     func run() throws {
         try checkOutputFolder(out, overwrite: overwrite)
-        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
+        var adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: adapters.folders)
         let fusionURL = try existingFolder(fusion, what: "fusion folder")
         let fusionName = try adapterModel.loadFusion(from: fusionURL)
         // The fusion's trained head (`adapterdrop fuse` saves it in the fusion folder) goes into the pruned fusion's folder.
@@ -81,7 +79,7 @@ struct Prune: ParsableCommand {
                     tokenTypeIds: chunk.flatMap { padded($0.types ?? Array(repeating: 0, count: $0.ids.count), 0) }))
             }
         } else {
-            let pretrained = try loadPretrained(model)
+            let pretrained = try model.pretrained()
             let texts = try parseJSONLTexts(bytes, name: name)
             for start in stride(from: 0, to: texts.count, by: batchSize) {
                 batches.append(try pretrained.tokenize(Array(texts[start..<min(start + batchSize, texts.count)]), truncation: .longestFirst).1)

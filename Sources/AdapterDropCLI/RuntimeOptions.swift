@@ -50,6 +50,31 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
+/// `--model DIR`, the Hugging Face model folder every model command reads: `config.json`, `model.safetensors`
+/// and, where the command reads text, the tokenizer files. Use it as `@OptionGroup var model: ModelFolderOption`,
+/// then `model.path`, `model.folder()` or `model.pretrained()`.
+struct ModelFolderOption: ParsableArguments {
+    @Option(name: .customLong("model"),
+            help: "Hugging Face model folder (config.json, model.safetensors; the tokenizer files where text is read).")
+    var path: String
+
+    /// The folder's URL.
+    /// - Throws: `CLIError` naming the path when it is missing or a file.
+    func folder() throws -> URL { try existingFolder(path) }
+
+    /// The tokenizer and encoder of the folder.
+    /// - Throws: `CLIError` for a missing folder, the loaders' errors.
+    func pretrained() throws -> PretrainedModel { try loadPretrained(path) }
+}
+
+/// `--adapter DIR` (repeatable): AdapterHub adapter folders (`adapter_config.json`, `adapter.safetensors`, and the
+/// head's files when it was saved with the adapter). Use it as `@OptionGroup var adapters: AdapterFolderOptions`
+/// beside `ModelFolderOption`; a command that needs a certain number checks `folders.count` in its `validate()`.
+struct AdapterFolderOptions: ParsableArguments {
+    @Option(name: .customLong("adapter"), help: "An AdapterHub adapter folder, with its head if saved there (repeatable).")
+    var folders: [String] = []
+}
+
 /// `--json`: print machine-readable JSON on standard output instead of text. Shared by the commands that print
 /// results (`@OptionGroup var output: OutputOptions`, then `output.json`).
 struct OutputOptions: ParsableArguments {

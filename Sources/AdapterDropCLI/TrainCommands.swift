@@ -11,8 +11,14 @@ struct TrainingRunOptions: ParsableArguments {
     var robustDrop: String?
     @Option(help: "Passes over the training set.")
     var epochs: Int = 3
-    @Option(name: .customLong("batch-size"), help: "Examples per optimizer step.")
+    @Option(name: .customLong("batch-size"), help: "Examples per forward/backward pass (per optimizer step without --grad-accumulation).")
     var batchSize: Int = 16
+    @Option(name: .customLong("grad-accumulation"),
+            help: ArgumentHelp("Gradient accumulation: sum the gradients of K batches, then clip and take one optimizer step (K × --batch-size examples a step; schedule, checkpoints and --checkpoint-every count optimizer steps).", valueName: "K"))
+    var gradAccumulation: Int = 1
+    @Option(name: .customLong("problem-type"),
+            help: "What the head learns from the label field: classification (a class name; cross-entropy), regression (a number; MSE; Pearson/Spearman), multi-label (label names: a JSON array in JSONL, a|b in CSV; binary cross-entropy).")
+    var problemType: ProblemType = .classification
     @Option(help: "Peak learning rate (AdamW, linear warm-up and decay).")
     var lr: Double = 1e-4
     @Option(name: .customLong("warmup-steps"), help: "Linear warm-up steps.")
@@ -46,6 +52,7 @@ struct TrainingRunOptions: ParsableArguments {
         if let robustDrop { _ = try Self.parseRange(robustDrop) }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard gradAccumulation >= 1 else { throw ValidationError("--grad-accumulation must be at least 1, got \(gradAccumulation)") }
         guard lr.isFinite && lr >= 0 else { throw ValidationError("--lr must be finite and ≥ 0, got \(lr)") }
         guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be ≥ 0, got \(warmupSteps)") }
         guard maxGradNorm.isFinite && maxGradNorm >= 0 else { throw ValidationError("--max-grad-norm must be ≥ 0, got \(maxGradNorm)") }
@@ -79,6 +86,7 @@ struct TrainingRunOptions: ParsableArguments {
     var trainingOptions: AdapterTrainingOptions {
         var o = AdapterTrainingOptions()
         o.batchSize = batchSize
+        o.gradientAccumulationSteps = gradAccumulation
         o.epochs = epochs
         o.learningRate = lr
         o.warmupSteps = warmupSteps
@@ -118,13 +126,64 @@ func checkTrainingMemory(_ config: BertConfig, batch: Int, sequenceLength: Int, 
                        threads: runtime.threads).check(limitBytes: try runtime.memoryLimitBytes())
 }
 
-/// Labels from `--labels a,b,c`.
-func parseLabelList(_ text: String?) throws -> [String]? {
+/// `--problem-type`: the kind of head `train` and `fuse` train (`TrainingTaskKind`).
+enum ProblemType: String, ExpressibleByArgument, CaseIterable {
+    case classification, regression
+    case multiLabel = "multi-label"
+
+    /// The trainer's task kind.
+    var kind: TrainingTaskKind {
+        switch self {
+        case .classification: return .classification
+        case .regression: return .regression
+        case .multiLabel: return .multiLabel
+        }
+    }
+}
+
+/// Labels from `--labels a,b,c` (at least `minimum`).
+func parseLabelList(_ text: String?, minimum: Int = 2) throws -> [String]? {
     guard let text else { return nil }
     let labels = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     if let empty = labels.firstIndex(of: "") { throw CLIError("--labels: label \(empty + 1) is empty") }
-    guard labels.count >= 2 else { throw CLIError("--labels: need at least 2 labels, got \(labels.count)") }
+    guard labels.count >= minimum else { throw CLIError("--labels: need at least \(minimum) labels, got \(labels.count)") }
     return labels
+}
+
+/// The texts and targets of a training and a dev file for a head of kind `kind`, and the head's label names
+/// (classes or multi-label names: `--labels`, else the training file's, sorted; the dev file must use them;
+/// none for regression).
+/// - Throws: `CLIError` for `--labels` that do not fit the kind or fewer than 2 classes; `DatasetError` naming the
+///   file, line and value for bad labels (`TrainingTargets.load`).
+func loadTrainingData(train: String, dev: String, labels: String?, kind: TrainingTaskKind) throws
+    -> (train: (dataset: TextClassificationDataset, targets: TrainingTargets),
+        dev: (dataset: TextClassificationDataset, targets: TrainingTargets), labels: [String]) {
+    if kind == .regression && labels != nil { throw CLIError("--labels: a regression head has no labels (the label field is a number)") }
+    let given = try parseLabelList(labels, minimum: kind == .multiLabel ? 1 : 2)
+    let trainData = try TrainingTargets.load(contentsOf: train, kind: kind, labels: given)
+    let names = kind == .regression ? [] : trainData.dataset.labels
+    if kind == .classification && names.count < 2 {
+        throw CLIError("\(train): found \(names.count) label(s) \(names); classification needs at least 2 (or pass --labels)")
+    }
+    let devData = try TrainingTargets.load(contentsOf: dev, kind: kind, labels: kind == .regression ? nil : names)
+    return (trainData, devData, names)
+}
+
+/// A new head for `kind` on the [CLS] state: classification over `labels` (its `label2id` holds the names, so
+/// `predict` prints them and `eval` maps the data through them), regression (one output, no labels), or
+/// multi-label over `labels` (`multilabel_classification`).
+func trainingHead(name: String, kind: TrainingTaskKind, labels: [String], hiddenSize: Int, seed: UInt64) -> PredictionHead {
+    switch kind {
+    case .classification:
+        return classificationHead(name: name, labels: labels, hiddenSize: hiddenSize, seed: seed)
+    case .regression:
+        return PredictionHead(name: name, config: .classification(numLabels: 1), hiddenSize: hiddenSize, seed: seed)
+    case .multiLabel:
+        var config = PredictionHeadConfig.classification(numLabels: labels.count)
+        config.headType = .multiLabelClassification
+        config.label2id = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
+        return PredictionHead(name: name, config: config, hiddenSize: hiddenSize, seed: seed)
+    }
 }
 
 /// Checks an adapter/head/fusion name given on the command line (it becomes part of tensor keys and file names).
@@ -210,23 +269,24 @@ func printDevMetrics(_ report: TrainingReport, _ metrics: EvaluationMetrics, jso
 /// `adapterdrop train`: train one bottleneck adapter + classification head with AdapterDrop.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a bottleneck adapter and a classification head (AdapterHub layout) with AdapterDrop.",
+        abstract: "Train a bottleneck adapter and a prediction head (AdapterHub layout) with AdapterDrop.",
         discussion: """
-        Data: JSONL ({"text", ["text_pair",] "label"}) or CSV with the same columns. Progress goes to stderr \
+        Data: JSONL ({"text", ["text_pair",] "label"}) or CSV with the same columns; the label is a class name, \
+        a number (--problem-type regression) or a list of label names (--problem-type multi-label: \
+        ["a", "b"] in JSONL, a|b in CSV). Progress goes to stderr \
         (a progress line on a terminal, log lines otherwise); the dev metrics to stdout. --out receives \
         adapter_config.json, adapter.safetensors, head_config.json, model_head.safetensors (loadable \
         by `adapterdrop predict --adapter DIR`) and training_result.json, all at once at the end.
         """)
 
-    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
-    var model: String
+    @OptionGroup var model: ModelFolderOption
     @Option(help: "Training data (.jsonl or .csv).")
     var train: String
     @Option(help: "Development data for the final metrics (.jsonl or .csv).")
     var dev: String
     @Option(help: "Task name: the adapter's and the head's name.")
     var task: String
-    @Option(help: "Class names in index order, comma-separated (default: the training file's labels, sorted).")
+    @Option(help: "Class (or multi-label) names in index order, comma-separated (default: the training file's labels, sorted).")
     var labels: String?
     @Option(help: "Adapter config preset: seq_bn, double_seq_bn, pfeiffer, houlsby.")
     var config: String = "seq_bn"
@@ -247,12 +307,9 @@ struct Train: ParsableCommand {
     func run() throws {
         try options.checkOutputFolder()
         let context = runtime.context()
-        let pretrained = try loadPretrained(model)
-        let trainSet = try TextClassificationDataset(contentsOf: train, labels: try parseLabelList(labels))
-        guard trainSet.labels.count >= 2 else {
-            throw CLIError("\(train): found \(trainSet.labels.count) label(s) \(trainSet.labels); classification needs at least 2 (or pass --labels)")
-        }
-        let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        let pretrained = try model.pretrained()
+        let kind = options.problemType.kind
+        let data = try loadTrainingData(train: train, dev: dev, labels: labels, kind: kind)
         try checkTrainingMemory(pretrained.encoder.config, batch: options.batchSize,
                                 sequenceLength: min(options.maxLength, pretrained.maxLength), runtime: runtime)
         let hidden = pretrained.encoder.config.hiddenSize, layers = pretrained.encoder.config.numHiddenLayers
@@ -261,15 +318,17 @@ struct Train: ParsableCommand {
             throw CLIError("--reduction-factor \(reductionFactor): larger than the hidden size \(hidden)")
         }
         let adapter = try BottleneckAdapter(name: task, config: adapterConfig, hiddenSize: hidden, numLayers: layers, seed: options.seed)
-        let head = classificationHead(name: task, labels: trainSet.labels, hiddenSize: hidden, seed: options.seed &+ 1)
+        let head = trainingHead(name: task, kind: kind, labels: data.labels, hiddenSize: hidden, seed: options.seed &+ 1)
         let trainer = try AdapterTrainer(encoder: pretrained.encoder, adapter: adapter, head: head, options: options.trainingOptions,
                                          encode: trainingBatchEncoder(pretrained.tokenizer, maxLength: min(options.maxLength, pretrained.maxLength)))
         trainer.progress = ConsoleTrainingProgress()
-        let result = try trainer.train(on: trainSet, resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
+        let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
+                                       resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
         let n = options.evaluationDrop
-        let metrics = try trainer.evaluate(on: devSet, droppedLayers: n, batchSize: options.batchSize, context: context)
+        let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: n,
+                                           batchSize: options.batchSize, context: context)
         let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
-        var adapterModel = AdapterModel(encoder: pretrained.encoder, modelName: URL(fileURLWithPath: model).lastPathComponent)
+        var adapterModel = AdapterModel(encoder: pretrained.encoder, modelName: URL(fileURLWithPath: model.path).lastPathComponent)
         try adapterModel.addAdapter(result.adapter)
         adapterModel.addHead(result.head)
         let reportData = try report.encoded(pretty: true)
@@ -277,7 +336,7 @@ struct Train: ParsableCommand {
             try adapterModel.saveAdapter(task, to: folder)
             try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: output.json, label: "dev \(devSet.source)")
+        try printDevMetrics(report, metrics, json: output.json, label: "dev \(data.dev.dataset.source)")
     }
 }
 
@@ -291,45 +350,42 @@ struct Fuse: ParsableCommand {
         --setup "Fuse(A,B)"`.
         """)
 
-    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
-    var model: String
-    @Option(name: .customLong("adapter"), help: "A trained AdapterHub adapter folder (repeat, at least twice); frozen.")
-    var adapters: [String] = []
+    @OptionGroup var model: ModelFolderOption
+    @OptionGroup var adapters: AdapterFolderOptions
     @Option(help: "Training data (.jsonl or .csv).")
     var train: String
     @Option(help: "Development data (.jsonl or .csv).")
     var dev: String
     @Option(help: "Name of the head trained with the fusion.")
     var task: String = "fusion"
-    @Option(help: "Class names in index order, comma-separated (default: the training file's labels, sorted).")
+    @Option(help: "Class (or multi-label) names in index order, comma-separated (default: the training file's labels, sorted).")
     var labels: String?
     @OptionGroup var options: TrainingRunOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard adapters.count >= 2 else { throw ValidationError("give at least two --adapter folders, got \(adapters.count)") }
+        guard adapters.folders.count >= 2 else {
+            throw ValidationError("give at least two --adapter folders (trained adapters, frozen), got \(adapters.folders.count)")
+        }
         try checkName(task, option: "--task")
     }
 
     func run() throws {
         try options.checkOutputFolder()
         let context = runtime.context()
-        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
-        var adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: adapters)
+        let tokenizer = try PretrainedModel.loadTokenizer(at: try model.folder())
+        var adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: adapters.folders)
         let encoder = adapterModel.encoder
         // The adapters in the order given (folder → the adapter it holds).
         var members: [BottleneckAdapter] = []
-        for folder in adapters {
+        for folder in adapters.folders {
             let config = try adapterName(inFolder: folder)
             guard let a = adapterModel.adapters[config] else { throw CLIError("\(folder): adapter \(config) did not load") }
             members.append(a)
         }
-        let trainSet = try TextClassificationDataset(contentsOf: train, labels: try parseLabelList(labels))
-        guard trainSet.labels.count >= 2 else {
-            throw CLIError("\(train): found \(trainSet.labels.count) label(s); classification needs at least 2 (or pass --labels)")
-        }
-        let devSet = try TextClassificationDataset(contentsOf: dev, labels: trainSet.labels)
+        let kind = options.problemType.kind
+        let data = try loadTrainingData(train: train, dev: dev, labels: labels, kind: kind)
         try checkTrainingMemory(encoder.config, batch: options.batchSize,
                                 sequenceLength: min(options.maxLength, encoder.maximumSequenceLength), runtime: runtime)
         let hidden = encoder.config.hiddenSize
@@ -338,13 +394,15 @@ struct Fuse: ParsableCommand {
         let scoreDropout = Float(fusion.config.dropoutProbability ?? encoder.config.attentionProbsDropoutProb ?? 0.1)
         let module = try AdapterFusionTrainingModule(fusion, adapters: adapterModel.adapters,
                                                      scoreDropout: options.noDropout ? 0 : scoreDropout)
-        let head = classificationHead(name: task, labels: trainSet.labels, hiddenSize: hidden, seed: options.seed &+ 1)
+        let head = trainingHead(name: task, kind: kind, labels: data.labels, hiddenSize: hidden, seed: options.seed &+ 1)
         let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options.trainingOptions,
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(options.maxLength, encoder.maximumSequenceLength)))
         trainer.progress = ConsoleTrainingProgress()
-        let result = try trainer.train(on: trainSet, resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
+        let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
+                                       resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
         let n = options.evaluationDrop
-        let metrics = try trainer.evaluate(on: devSet, droppedLayers: n, batchSize: options.batchSize, context: context)
+        let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: n,
+                                           batchSize: options.batchSize, context: context)
         let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
         let trained = module.fusion
         try adapterModel.addFusion(trained)
@@ -355,20 +413,22 @@ struct Fuse: ParsableCommand {
             try adapterModel.saveHead(task, to: folder)
             try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: output.json, label: "dev \(devSet.source)")
+        try printDevMetrics(report, metrics, json: output.json, label: "dev \(data.dev.dataset.source)")
     }
 }
 
 /// `adapterdrop eval`: metrics of a trained adapter + head on a labelled file, with AdapterDrop.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate an adapter and its head on labelled data: accuracy, macro-F1, Matthews correlation.")
+        abstract: "Evaluate an adapter and its head on labelled data: accuracy, macro-F1, Matthews correlation (classification); Pearson, Spearman, MSE (regression); exact match, macro-F1 (multi-label).",
+        discussion: """
+        The head's kind decides how the label field is read: a class name (classification), a number (a head with \
+        one output: regression) or a list of label names (multilabel_classification: ["a", "b"] in JSONL, a|b in CSV).
+        """)
 
-    @Option(help: "Hugging Face model folder (config.json, model.safetensors, tokenizer files).")
-    var model: String
-    @Option(help: "AdapterHub adapter folder saved with its head (e.g. the --out of `train`).")
-    var adapter: String
-    @Option(help: "Labelled data (.jsonl or .csv); labels must be among the head's label2id.")
+    @OptionGroup var model: ModelFolderOption
+    @OptionGroup var adapters: AdapterFolderOptions
+    @Option(help: "Labelled data (.jsonl or .csv); class and label names must be among the head's label2id.")
     var data: String
     @Option(name: .customLong("skip-layers"), help: "AdapterDrop: comma-separated layers without adapters, e.g. 0,1,2.")
     var skipLayers: String?
@@ -382,6 +442,9 @@ struct Eval: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        guard adapters.folders.count == 1 else {
+            throw ValidationError("give exactly one --adapter folder (saved with its head, e.g. the --out of `train`), got \(adapters.folders.count)")
+        }
         if skipLayers != nil && drop != nil { throw ValidationError("give at most one of --skip-layers and --drop") }
         if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -390,8 +453,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let skip = try skipLayers.map(Predict.parseSkipLayers) ?? Set(0..<(drop ?? 0))
-        let tokenizer = try PretrainedModel.loadTokenizer(at: URL(fileURLWithPath: model))
-        let adapterModel = try AdapterModel.loading(modelFolder: model, adapterFolders: [adapter])
+        let adapter = adapters.folders[0]
+        let tokenizer = try PretrainedModel.loadTokenizer(at: try model.folder())
+        let adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: [adapter])
         let name = try adapterName(inFolder: adapter)
         guard let trainedAdapter = adapterModel.adapters[name] else { throw CLIError("\(adapter): adapter \(name) did not load") }
         guard let head = adapterModel.heads[name] else {
@@ -410,15 +474,13 @@ struct Eval: ParsableCommand {
         } else {
             labels = (0..<head.config.numLabels).map { "LABEL_\($0)" }
         }
-        guard head.config.headType == .classification, head.config.numLabels >= 2 else {
-            throw CLIError("\(adapter): head \(name) is \(head.config.headType.rawValue) with \(head.config.numLabels) label(s); eval reads class labels only")
-        }
-        let dataset = try TextClassificationDataset(contentsOf: data, labels: labels)
+        let kind = try TrainingTaskKind(head: name, config: head.config)
+        let (dataset, targets) = try TrainingTargets.load(contentsOf: data, kind: kind, labels: kind == .regression ? nil : labels)
         let trainer = try AdapterTrainer(encoder: adapterModel.encoder, adapter: trainedAdapter, head: head, options: AdapterTrainingOptions(),
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(maxLength, adapterModel.encoder.maximumSequenceLength)))
         try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batchSize,
                                          sequenceLength: min(maxLength, adapterModel.encoder.maximumSequenceLength))
-        let metrics = try trainer.evaluate(on: dataset, skipLayers: skip, batchSize: batchSize, context: runtime.context())
+        let metrics = try trainer.evaluate(on: dataset, targets: targets, skipLayers: skip, batchSize: batchSize, context: runtime.context())
         if output.json {
             var fields: [String: JSONValue] = ["adapter": .string(name), "examples": .int(metrics.count),
                                               "skip_layers": .ints(skip.sorted())]

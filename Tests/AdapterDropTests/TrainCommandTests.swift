@@ -103,6 +103,80 @@ import Testing
         }
     }
 
+    /// Regression (JSONL numbers) and multi-label (CSV `a|b` lists) heads from the command line, trained with
+    /// `--grad-accumulation 2` (batch 4 × 2: 8 optimizer steps an epoch); eval of the saved adapter + head reads
+    /// the same files through the head's kind and reproduces train's dev metrics; bad labels are one-line errors
+    /// naming the file, line and value.
+    @Test func regressionAndMultiLabelEndToEnd() throws {
+        let root = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        // Same texts as train/dev.jsonl; regression target +0.9 / −1.1 by class, multi-label {pos|neg} ∪ {any}.
+        for split in ["train", "dev"] {
+            let lines = try String(contentsOfFile: p("\(split).jsonl"), encoding: .utf8).split(separator: "\n")
+            var regression: [String] = [], csv = ["text,label"]
+            for line in lines {
+                let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+                let positive = o["label"] == "pos"
+                regression.append("{\"text\": \"\(o["text"]!)\", \"label\": \(positive ? 0.9 : -1.1)}")
+                csv.append("\(o["text"]!),\(positive ? "pos|any" : "neg|any")")
+            }
+            try (regression.joined(separator: "\n") + "\n").write(toFile: p("reg-\(split).jsonl"), atomically: true, encoding: .utf8)
+            try (csv.joined(separator: "\n") + "\n").write(toFile: p("ml-\(split).csv"), atomically: true, encoding: .utf8)
+        }
+        let common = ["--model", p("model"), "--epochs", "12", "--warmup-steps", "10", "--batch-size", "4", "--grad-accumulation", "2",
+                      "--lr", "2e-2", "--reduction-factor", "4", "--threads", "1", "--json"]
+        let r = try Self.run(["train"] + common + ["--train", p("reg-train.jsonl"), "--dev", p("reg-dev.jsonl"), "--task", "r",
+                                                   "--problem-type", "regression", "--out", p("r")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rReport = try Self.json(r.stdout)
+        let rDev = try #require(rReport["dev"] as? [String: Any])
+        print("train CLI regression: \(r.stdout)")
+        #expect(rReport["steps"] as? Int == 12 * 8)
+        #expect(try #require(rDev["pearson"] as? Double) >= 0.8)
+        #expect(rDev["spearman"] is Double && rDev["mse"] is Double && rDev["accuracy"] == nil)
+        let re = try Self.run(["eval", "--model", p("model"), "--adapter", p("r"), "--data", p("reg-dev.jsonl"), "--batch-size", "4",
+                               "--threads", "1", "--json"])
+        #expect(re.status == 0, "\(re.stderr)")
+        #expect(try Self.json(re.stdout)["pearson"] as? Double == rDev["pearson"] as? Double)
+
+        let m = try Self.run(["train"] + common + ["--train", p("ml-train.csv"), "--dev", p("ml-dev.csv"), "--task", "m",
+                                                   "--problem-type", "multi-label", "--out", p("m")])
+        #expect(m.status == 0, "\(m.stderr)")
+        let mDev = try #require(try Self.json(m.stdout)["dev"] as? [String: Any])
+        print("train CLI multi-label: \(m.stdout)")
+        #expect(try #require(mDev["accuracy"] as? Double) >= 0.85)
+        let me = try Self.run(["eval", "--model", p("model"), "--adapter", p("m"), "--data", p("ml-dev.csv"), "--batch-size", "4",
+                               "--threads", "1", "--json"])
+        #expect(me.status == 0, "\(me.stderr)")
+        #expect(try Self.json(me.stdout)["accuracy"] as? Double == mDev["accuracy"] as? Double)
+        #expect(try Self.json(me.stdout)["macro_f1"] as? Double == mDev["macro_f1"] as? Double)
+
+        // Bad labels: named file, line and value; nothing written.
+        try "{\"text\": \"w10\", \"label\": 1.5}\n{\"text\": \"w11\", \"label\": \"high\"}\n"
+            .write(toFile: p("reg-bad.jsonl"), atomically: true, encoding: .utf8)
+        try "text,label\nw10,pos|any\nw11,pos|maybe\n".write(toFile: p("ml-bad.csv"), atomically: true, encoding: .utf8)
+        try "{\"text\": \"w10\", \"label\": \"pos\"}\n".write(toFile: p("ml-bad.jsonl"), atomically: true, encoding: .utf8)
+        let base = ["train", "--model", p("model"), "--task", "t", "--threads", "1", "--epochs", "1"]
+        let cases: [([String], String)] = [
+            (["--train", p("reg-bad.jsonl"), "--dev", p("reg-dev.jsonl"), "--problem-type", "regression"],
+             "reg-bad.jsonl:2: field \"label\" must be a finite number, found \"high\""),
+            (["--train", p("ml-train.csv"), "--dev", p("ml-bad.csv"), "--problem-type", "multi-label"],
+             "ml-bad.csv:3: unknown label \"maybe\""),
+            (["--train", p("ml-bad.jsonl"), "--dev", p("ml-dev.csv"), "--problem-type", "multi-label"],
+             "ml-bad.jsonl:1: field \"label\" must be an array of label names, found \"pos\""),
+            (["--train", p("reg-train.jsonl"), "--dev", p("reg-dev.jsonl"), "--problem-type", "regression", "--labels", "a,b"],
+             "--labels: a regression head has no labels"),
+            (["--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--grad-accumulation", "0"], "--grad-accumulation must be at least 1"),
+        ]
+        for (i, (arguments, message)) in cases.enumerated() {
+            let bad = try Self.run(base + arguments + ["--out", p("bad\(i)")])
+            #expect(bad.status != 0 && bad.stderr.contains(message), "\(arguments): \(bad.stderr)")
+            #expect(bad.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1, "\(bad.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: p("bad\(i)")))
+        }
+    }
+
     /// Bad input: one-line error naming the file/line or option, non-zero exit, nothing written to --out.
     @Test func badInputFailsCleanly() throws {
         let root = try Self.workspace()
