@@ -103,6 +103,26 @@ struct TrainingRunOptions: ParsableArguments {
 
     /// Refuses an existing non-empty `--out` (before any work is done) unless `--overwrite`.
     func checkOutputFolder() throws { try AdapterDropCLI.checkOutputFolder(out, overwrite: overwrite) }
+
+    /// The end of `train` and `fuse`: trains (progress on stderr, resuming from `--resume`), evaluates on the dev
+    /// data with `evaluationDrop`, writes `--out` atomically — `save(result, folder)` writes the trained weights,
+    /// then `training_result.json` — and prints the dev metrics (text, or one JSON line with `json`).
+    /// - Throws: the trainer's and `save`'s errors, `TrainingError.checkpointWriteFailed` for `--out`.
+    func trainEvaluateAndSave(_ trainer: AdapterTrainer, data: TrainingData, task: String, json: Bool, context: ComputeContext,
+                              save: (AdapterTrainingResult, URL) throws -> Void) throws {
+        trainer.progress = ConsoleTrainingProgress()
+        let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
+                                       resumingFrom: resume.map { URL(fileURLWithPath: $0) }, context: context)
+        let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: evaluationDrop,
+                                           batchSize: batchSize, context: context)
+        let report = TrainingReport(task: task, result: result, n: evaluationDrop, metrics: metrics)
+        let reportData = try report.encoded(pretty: true)
+        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
+            try save(result, folder)
+            try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
+        }
+        try printDevMetrics(report, metrics, json: json, label: "dev \(data.dev.dataset.source)")
+    }
 }
 
 /// Refuses an existing non-empty output folder `out` (before any work is done) unless `overwrite`; a path that
@@ -155,9 +175,7 @@ func parseLabelList(_ text: String?, minimum: Int = 2) throws -> [String]? {
 /// none for regression).
 /// - Throws: `CLIError` for `--labels` that do not fit the kind or fewer than 2 classes; `DatasetError` naming the
 ///   file, line and value for bad labels (`TrainingTargets.load`).
-func loadTrainingData(train: String, dev: String, labels: String?, kind: TrainingTaskKind) throws
-    -> (train: (dataset: TextClassificationDataset, targets: TrainingTargets),
-        dev: (dataset: TextClassificationDataset, targets: TrainingTargets), labels: [String]) {
+func loadTrainingData(train: String, dev: String, labels: String?, kind: TrainingTaskKind) throws -> TrainingData {
     if kind == .regression && labels != nil { throw CLIError("--labels: a regression head has no labels (the label field is a number)") }
     let given = try parseLabelList(labels, minimum: kind == .multiLabel ? 1 : 2)
     let trainData = try TrainingTargets.load(contentsOf: train, kind: kind, labels: given)
@@ -166,7 +184,15 @@ func loadTrainingData(train: String, dev: String, labels: String?, kind: Trainin
         throw CLIError("\(train): found \(names.count) label(s) \(names); classification needs at least 2 (or pass --labels)")
     }
     let devData = try TrainingTargets.load(contentsOf: dev, kind: kind, labels: kind == .regression ? nil : names)
-    return (trainData, devData, names)
+    return TrainingData(train: trainData, dev: devData, labels: names)
+}
+
+/// The texts and targets `train` and `fuse` train and evaluate on (`loadTrainingData`).
+struct TrainingData {
+    var train: (dataset: TextClassificationDataset, targets: TrainingTargets)
+    var dev: (dataset: TextClassificationDataset, targets: TrainingTargets)
+    /// The head's class or label names (empty for regression).
+    var labels: [String]
 }
 
 /// A new head for `kind` on the [CLS] state: classification over `labels` (its `label2id` holds the names, so
@@ -266,7 +292,7 @@ func printDevMetrics(_ report: TrainingReport, _ metrics: EvaluationMetrics, jso
     }
 }
 
-/// `adapterdrop train`: train one bottleneck adapter + classification head with AdapterDrop.
+/// `adapterdrop train`: train one bottleneck adapter + prediction head with AdapterDrop.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a bottleneck adapter and a prediction head (AdapterHub layout) with AdapterDrop.",
@@ -321,29 +347,19 @@ struct Train: ParsableCommand {
         let head = trainingHead(name: task, kind: kind, labels: data.labels, hiddenSize: hidden, seed: options.seed &+ 1)
         let trainer = try AdapterTrainer(encoder: pretrained.encoder, adapter: adapter, head: head, options: options.trainingOptions,
                                          encode: trainingBatchEncoder(pretrained.tokenizer, maxLength: min(options.maxLength, pretrained.maxLength)))
-        trainer.progress = ConsoleTrainingProgress()
-        let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
-                                       resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
-        let n = options.evaluationDrop
-        let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: n,
-                                           batchSize: options.batchSize, context: context)
-        let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
         var adapterModel = AdapterModel(encoder: pretrained.encoder, modelName: URL(fileURLWithPath: model.path).lastPathComponent)
-        try adapterModel.addAdapter(result.adapter)
-        adapterModel.addHead(result.head)
-        let reportData = try report.encoded(pretty: true)
-        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: options.out)) { folder in
+        try options.trainEvaluateAndSave(trainer, data: data, task: task, json: output.json, context: context) { result, folder in
+            try adapterModel.addAdapter(result.adapter)
+            adapterModel.addHead(result.head)
             try adapterModel.saveAdapter(task, to: folder)
-            try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: output.json, label: "dev \(data.dev.dataset.source)")
     }
 }
 
-/// `adapterdrop fuse`: train an AdapterFusion (dynamic preset) over frozen adapters, plus a classification head.
+/// `adapterdrop fuse`: train an AdapterFusion (dynamic preset) over frozen adapters, plus a prediction head.
 struct Fuse: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train an AdapterFusion over frozen adapters and a classification head.",
+        abstract: "Train an AdapterFusion over frozen adapters and a prediction head (classification, regression or multi-label).",
         discussion: """
         --out receives adapter_fusion_config.json, model_adapter_fusion.safetensors and the head's files \
         (head name = --task); use with `adapterdrop predict --adapter A --adapter B --fusion OUT --head-folder OUT \
@@ -397,23 +413,13 @@ struct Fuse: ParsableCommand {
         let head = trainingHead(name: task, kind: kind, labels: data.labels, hiddenSize: hidden, seed: options.seed &+ 1)
         let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options.trainingOptions,
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(options.maxLength, encoder.maximumSequenceLength)))
-        trainer.progress = ConsoleTrainingProgress()
-        let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
-                                       resumingFrom: options.resume.map { URL(fileURLWithPath: $0) }, context: context)
-        let n = options.evaluationDrop
-        let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: n,
-                                           batchSize: options.batchSize, context: context)
-        let report = TrainingReport(task: task, result: result, n: n, metrics: metrics)
-        let trained = module.fusion
-        try adapterModel.addFusion(trained)
-        adapterModel.addHead(result.head)
-        let reportData = try report.encoded(pretty: true)
-        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: options.out)) { folder in
+        try options.trainEvaluateAndSave(trainer, data: data, task: task, json: output.json, context: context) { result, folder in
+            let trained = module.fusion
+            try adapterModel.addFusion(trained)
+            adapterModel.addHead(result.head)
             try adapterModel.saveFusion(trained.name, to: folder)
             try adapterModel.saveHead(task, to: folder)
-            try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
-        try printDevMetrics(report, metrics, json: output.json, label: "dev \(data.dev.dataset.source)")
     }
 }
 
