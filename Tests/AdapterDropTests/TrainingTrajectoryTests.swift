@@ -126,47 +126,17 @@ import Testing
     /// The three setups through `AdapterTrainer.train` (the library's stepping loop: schedule, clipping, AdamW
     /// without decay on biases and, for the fusion, the regulariser at the reference's timing): the loss of
     /// every step within 1e-5 rel, the gradient norms before clipping within 1e-4 rel + 1e-6 abs, and the
-    /// final parameters (`expectFinalParameters`).
-    @Test(arguments: ["seq_bn", "double_seq_bn", "fusion"])
-    func trajectoryThroughTheTrainerMatchesPyTorch(_ setup: String) throws {
+    /// final parameters (`expectFinalParameters`). With `microBatch` 1, each step's batch of 3 runs as 3
+    /// micro-batches of 1 (`gradientAccumulationSteps = 3`; the fusion's regulariser still joins once per
+    /// optimizer step) against the same one-batch PyTorch run.
+    @Test(arguments: [("seq_bn", 3), ("double_seq_bn", 3), ("fusion", 3), ("seq_bn", 1), ("fusion", 1)])
+    func trajectoryThroughTheTrainerMatchesPyTorch(_ setup: String, _ microBatch: Int) throws {
         let (encoder, module, head) = try setupModule(setup)
         let (file, input) = try adapterFixture("trajectory")
         let labels = try file.integers("labels").map(Float.init)
         var options = AdapterTrainingOptions()
-        options.batchSize = 3
-        options.epochs = Self.steps
-        options.learningRate = Self.learningRate
-        options.warmupSteps = Self.warmup
-        options.weightDecay = Self.weightDecay
-        options.maxGradientNorm = Self.maxNorm
-        options.useDropout = false
-        let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options,
-                                         encode: rowEncoder(input))
-        let result = try trainer.train(on: rowDataset(labels), context: ComputeContext(threads: 1))
-        try expectTrajectory(result.losses, file, setup)
-        // The regulariser (fusion only) joins from step 1 on, at the weights after the previous step, and is
-        // reported apart from the losses.
-        #expect(result.regularizationLosses[0] == 0)
-        #expect(result.regularizationLosses.dropFirst().allSatisfy { setup == "fusion" ? $0 > 0 : $0 == 0 })
-        let norms = expectClose(result.gradientNorms, try file.floats("\(setup).grad_norm"), atol: 1e-6, rtol: 1e-4,
-                                "\(setup) gradient norms")
-        print("training trajectory \(setup) gradient norms: \(norms)")
-        var final = result.parameters
-        for (k, v) in PredictionHeadTrainingModule(result.head).parameters { final[k] = v }
-        try expectFinalParameters(final, file, setup)
-    }
-
-    /// Gradient accumulation against the same fixture: each step's batch of 3 as 3 micro-batches of 1
-    /// (`gradientAccumulationSteps = 3`), so the regulariser (fusion) still joins once per optimizer step: the 10
-    /// losses within 1e-5 rel of PyTorch's (one batch of 3 per step) and the gradient norms within 1e-4 rel.
-    @Test(arguments: ["seq_bn", "fusion"])
-    func trajectoryWithGradientAccumulationMatchesPyTorch(_ setup: String) throws {
-        let (encoder, module, head) = try setupModule(setup)
-        let (file, input) = try adapterFixture("trajectory")
-        let labels = try file.integers("labels").map(Float.init)
-        var options = AdapterTrainingOptions()
-        options.batchSize = 1
-        options.gradientAccumulationSteps = 3
+        options.batchSize = microBatch
+        options.gradientAccumulationSteps = 3 / microBatch
         options.epochs = Self.steps
         options.learningRate = Self.learningRate
         options.warmupSteps = Self.warmup
@@ -178,9 +148,16 @@ import Testing
         let result = try trainer.train(on: rowDataset(labels), context: ComputeContext(threads: 1))
         #expect(result.steps == Self.steps)
         try expectTrajectory(result.losses, file, setup)
+        // The regulariser (fusion only) joins from step 1 on, at the weights after the previous step, and is
+        // reported apart from the losses.
+        #expect(result.regularizationLosses[0] == 0)
+        #expect(result.regularizationLosses.dropFirst().allSatisfy { setup == "fusion" ? $0 > 0 : $0 == 0 })
         let norms = expectClose(result.gradientNorms, try file.floats("\(setup).grad_norm"), atol: 1e-6, rtol: 1e-4,
-                                "\(setup) gradient norms with accumulation")
-        print("training trajectory \(setup) with 3 micro-batches per step: gradient norms \(norms)")
+                                "\(setup) gradient norms")
+        print("training trajectory \(setup), micro-batches of \(microBatch): gradient norms \(norms)")
+        var final = result.parameters
+        for (k, v) in PredictionHeadTrainingModule(result.head).parameters { final[k] = v }
+        try expectFinalParameters(final, file, setup)
     }
 
     /// The fixture tells the regulariser's timing apart: stepping the fusion with the regulariser's gradient
