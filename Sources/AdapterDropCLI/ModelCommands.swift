@@ -32,14 +32,24 @@ func parseJSONLTexts(_ data: Data, name path: String) throws -> [TokenizerInput]
     for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { continue }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
-            throw CLIError("\(path):\(number + 1): not a JSON object")
-        }
-        guard let t = object["text"] as? String else { throw CLIError("\(path):\(number + 1): missing string key \"text\"") }
-        if let p = object["text_pair"] as? String { inputs.append(.pair(t, p)) } else { inputs.append(.single(t)) }
+        let object = try jsonLineObject(trimmed, path: path, line: number + 1)
+        guard let t = object["text"]?.stringValue else { throw CLIError("\(path):\(number + 1): missing string key \"text\"") }
+        if let p = object["text_pair"]?.stringValue { inputs.append(.pair(t, p)) } else { inputs.append(.single(t)) }
     }
     if inputs.isEmpty { throw CLIError("\(path): no inputs (the file has no JSON lines)") }
     return inputs
+}
+
+/// One JSONL line parsed with the library's strict JSON parser (`AdapterJSON.parse`: no duplicate keys, exact
+/// integers) as an object.
+/// - Throws: `CLIError` `path:line: invalid JSON: …` or `path:line: not a JSON object`.
+func jsonLineObject(_ text: String, path: String, line: Int) throws -> [String: AdapterJSON] {
+    let value: AdapterJSON
+    do { value = try AdapterJSON.parse(Data(text.utf8), file: path) } catch let AdapterError.invalidJSON(_, reason) {
+        throw CLIError("\(path):\(line): invalid JSON: \(reason)")
+    }
+    guard let object = value.objectValue else { throw CLIError("\(path):\(line): not a JSON object") }
+    return object
 }
 
 /// The bytes of an input file, or of standard input when `path` is `-`.

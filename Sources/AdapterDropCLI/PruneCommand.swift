@@ -40,15 +40,21 @@ struct Prune: ParsableCommand {
         for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { continue }
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(t.utf8))) as? [String: Any] else {
-                throw CLIError("\(path):\(n + 1): not a JSON object")
+            let o = try jsonLineObject(t, path: path, line: n + 1)
+            /// An array of exact integers (1.5 or "1" is an error, not truncated), nil when the key is absent.
+            func integers(_ key: String) throws -> [Int]? {
+                guard let value = o[key] else { return nil }
+                guard let items = value.arrayValue, case let v = items.compactMap(\.intValue), v.count == items.count else {
+                    throw CLIError("\(path):\(n + 1): \"\(key)\" must be an array of integers")
+                }
+                return v
             }
-            guard let ids = (o["input_ids"] as? [NSNumber])?.map(\.intValue) else {
+            guard let ids = try integers("input_ids") else {
                 if rows.isEmpty { return nil }
                 throw CLIError("\(path):\(n + 1): missing integer array \"input_ids\"")
             }
-            let mask = (o["attention_mask"] as? [NSNumber])?.map(\.intValue)
-            let types = (o["token_type_ids"] as? [NSNumber])?.map(\.intValue)
+            let mask = try integers("attention_mask")
+            let types = try integers("token_type_ids")
             if let m = mask, m.count != ids.count { throw CLIError("\(path):\(n + 1): attention_mask length \(m.count) ≠ input_ids \(ids.count)") }
             if let y = types, y.count != ids.count { throw CLIError("\(path):\(n + 1): token_type_ids length \(y.count) ≠ input_ids \(ids.count)") }
             rows.append((ids, mask, types))

@@ -158,6 +158,39 @@ import Testing
         }
     }
 
+    /// A checkpoint written before gradient accumulation existed (no `gradientAccumulationSteps` in its identity)
+    /// resumes as k = 1, bitwise; a state file with a duplicate key is refused (the library's strict parser).
+    @Test func checkpointsWithoutTheAccumulationKeyReadAsOne() throws {
+        let context = ComputeContext(threads: 1)
+        let o = Self.options(batchSize: 8, accumulation: 1)
+        let straight = try Self.trainer(o).train(on: Self.data, context: context)
+        let folder = TrainerGeneralTests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var first = o
+        first.stopAfterSteps = 2
+        first.checkpointFolder = folder
+        _ = try Self.trainer(first).train(on: Self.data, context: context)
+        let stateURL = folder.appendingPathComponent(TrainerCheckpoint.stateFile)
+        var state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: stateURL)) as? [String: Any])
+        var identity = try #require(state["identity"] as? [String: Any])
+        #expect(identity.removeValue(forKey: "gradientAccumulationSteps") as? Int == 1)
+        state["identity"] = identity
+        try JSONSerialization.data(withJSONObject: state).write(to: stateURL)
+        let resumed = try Self.trainer(o).train(on: Self.data, resumingFrom: folder, context: context)
+        expectBitwiseEqual(resumed.losses, straight.losses, "losses")
+        for (name, p) in straight.parameters { expectBitwiseEqual(resumed.parameters[name]!.scalars, p.scalars, name) }
+
+        var text = try String(contentsOf: stateURL, encoding: .utf8)
+        text = text.replacingOccurrences(of: "{", with: "{\"step\": 0, ", options: [], range: text.range(of: "{"))
+        try text.write(to: stateURL, atomically: true, encoding: .utf8)
+        #expect {
+            try Self.trainer(o).train(on: Self.data, resumingFrom: folder, context: context)
+        } throws: { e in
+            guard case let TrainingError.invalidCheckpoint(_, reason) = e else { return false }
+            return reason.contains("invalid JSON") && reason.contains("duplicate")
+        }
+    }
+
     /// Progress events and the schedule count optimizer steps: 24 examples, batch 4 × 3 → 2 steps an epoch.
     @Test func progressCountsOptimizerSteps() throws {
         let trainer = try Self.trainer(Self.options(batchSize: 4, accumulation: 3))

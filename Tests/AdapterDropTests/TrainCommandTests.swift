@@ -177,6 +177,31 @@ import Testing
         }
     }
 
+    /// JSONL text inputs (`embed`/`predict --input`, `prune --data`: one shared reader) go through the library's
+    /// strict JSON parser: a duplicate key and a non-object line are one-line errors naming file and line; a good
+    /// file embeds.
+    @Test func jsonlInputLinesAreParsedStrictly() throws {
+        let root = try Self.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let cases: [(String, String?)] = [
+            ("{\"text\": \"w10 w11\"}\n{\"text\": \"w60\"}\n", nil),
+            ("{\"text\": \"w10\"}\n{\"text\": \"w10\", \"text\": \"w11\"}\n", "in.jsonl:2: invalid JSON:"),
+            ("{\"text\": \"w10\"}\n\n[1, 2]\n", "in.jsonl:3: not a JSON object"),
+            ("{\"text\": 5}\n", "in.jsonl:1: missing string key \"text\""),
+        ]
+        for (content, message) in cases {
+            try content.write(toFile: p("in.jsonl"), atomically: true, encoding: .utf8)
+            let r = try Self.run(["embed", "--model", p("model"), "--input", p("in.jsonl"), "--threads", "1"])
+            if let message {
+                #expect(r.status != 0 && r.stderr.contains(message), "\(content): \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }.count == 1, "\(r.stderr)")
+            } else {
+                #expect(r.status == 0, "\(r.stderr)")
+            }
+        }
+    }
+
     /// Bad input: one-line error naming the file/line or option, non-zero exit, nothing written to --out.
     @Test func badInputFailsCleanly() throws {
         let root = try Self.workspace()

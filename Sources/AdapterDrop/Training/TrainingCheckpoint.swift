@@ -31,6 +31,8 @@ public enum TrainerCheckpoint {
     /// The tensor file.
     public static let tensorFile = "state.safetensors"
     static let format = "adapterdrop-trainer-checkpoint"
+    /// Bounds of `trainer_state.json`: nesting depth 8, 256 MiB (the histories grow by a few bytes a step).
+    static let stateLimits = JSONParser.Limits(maxDepth: 8, maxBytes: 256 << 20)
 
     /// What must agree between the run that saved a checkpoint and the run resuming it.
     struct Identity: Codable, Equatable {
@@ -141,8 +143,14 @@ public enum TrainerCheckpoint {
         guard let data = FileManager.default.contents(atPath: statePath) else {
             throw TrainingError.invalidCheckpoint(file: statePath, reason: "missing or unreadable")
         }
+        // The library's strict parser (UTF-8, no duplicate keys, exact integers) and its Codable decoder.
         let state: State
-        do { state = try JSONDecoder().decode(State.self, from: data) } catch {
+        do {
+            let root = try JSONParser.parse([UInt8](data), limits: Self.stateLimits)
+            state = try JSONValueDecoder().decode(State.self, from: root)
+        } catch let error as JSONParseError {
+            throw TrainingError.invalidCheckpoint(file: statePath, reason: "invalid JSON: \(error.message)")
+        } catch {
             throw TrainingError.invalidCheckpoint(file: statePath, reason: "not a trainer state: \(error)")
         }
         guard state.format == format, state.version == 1 else {
