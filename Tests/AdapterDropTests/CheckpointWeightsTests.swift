@@ -195,7 +195,7 @@ struct CheckpointWeightsTests {
         ])) { try BertWeights(config: tinyBertConfig, namedTensors: tensors) }
     }
 
-    @Test("NaN/Inf weights are listed when the checkpoint rejects non-finite values")
+    @Test("NaN/Inf weights are listed: loading rejects non-finite values by default")
     func nonFiniteWeights() throws {
         var tensors = tinyBertTensors()
         tensors["encoder.layer.0.attention.self.value.bias"] = Tensor(shape: [8], scalars: [0, .nan, 0, 0, .infinity, 0, .nan, 0])
@@ -203,7 +203,7 @@ struct CheckpointWeightsTests {
         let folder = try CheckpointTempFolder()
         let url = try makeModelFolder(folder, tensors: tensors)
         let model = try ModelFolder(url)
-        _ = try model.loadBert()  // accepted by default
+        _ = try model.loadBert(options: .init(rejectNonFinite: false))  // accepted on request
         #expect(try model.openCheckpoint().nonFiniteTensors() == [
             NonFiniteReport(tensor: "embeddings.position_embeddings.weight", nanCount: 0, infinityCount: 56),
             NonFiniteReport(tensor: "encoder.layer.0.attention.self.value.bias", nanCount: 2, infinityCount: 1),
@@ -211,7 +211,7 @@ struct CheckpointWeightsTests {
         #expect(throws: WeightLoadingError.invalidWeights(source: folder.file("model.safetensors").path, problems: [
             WeightProblem(name: "embeddings.position_embeddings.weight", expectedShape: [7, 8], kind: .nonFinite(nanCount: 0, infinityCount: 56)),
             WeightProblem(name: "encoder.layer.0.attention.self.value.bias", expectedShape: [8], kind: .nonFinite(nanCount: 2, infinityCount: 1)),
-        ])) { try model.loadBert(options: .init(rejectNonFinite: true)) }
+        ])) { try model.loadBert() }
     }
 
     @Test("namedTensors with a prefix round-trips through a safetensors file")

@@ -185,7 +185,7 @@ extension BottleneckAdapter {
         }
         guard let storedName = envelope["name"]?.stringValue else { throw AdapterError.missingKey(file: configURL.path, key: "name") }
         let weightsURL = try AdapterFiles.weightsURL(folder, AdapterFiles.adapterWeights, pickle: AdapterFiles.adapterWeightsPickle)
-        let file = try SafetensorsFile(url: weightsURL)
+        let file = try SafetensorsFile(url: weightsURL, options: .init(rejectNonFinite: true))
         var keysBySite: [AdapterSite: [String: String]] = [:]   // site → rest → original key
         var prefix = ""
         for key in file.tensorNames {
@@ -265,7 +265,7 @@ extension PredictionHead {
         let config = try PredictionHeadConfig(json: envelope["config"]!, file: configURL.path)
         guard let storedName = envelope["name"]?.stringValue else { throw AdapterError.missingKey(file: configURL.path, key: "name") }
         let url = try AdapterFiles.weightsURL(folder, AdapterFiles.headWeights, pickle: AdapterFiles.headWeightsPickle)
-        let file = try SafetensorsFile(url: url)
+        let file = try SafetensorsFile(url: url, options: .init(rejectNonFinite: true))
         var linears: [(weight: Tensor, bias: Tensor?)] = []
         let h = model.hiddenSize
         for (l, index) in config.linearModuleIndices.enumerated() {
@@ -332,7 +332,7 @@ extension AdapterFusion {
         }
         let locations = try AdapterFusion.commonLocations(fusion: storedName, adapters: members)
         let url = try AdapterFiles.weightsURL(folder, AdapterFiles.fusionWeights, pickle: AdapterFiles.fusionWeightsPickle)
-        let file = try SafetensorsFile(url: url)
+        let file = try SafetensorsFile(url: url, options: .init(rejectNonFinite: true))
         var keysBySite: [AdapterSite: [String: String]] = [:]
         for key in file.tensorNames {
             guard let (site, rest) = AdapterFiles.parseSiteKey(AdapterFiles.normalizedKey(key), collection: "adapter_fusion_layer",

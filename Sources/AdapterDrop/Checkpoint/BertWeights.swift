@@ -45,6 +45,10 @@ public struct WeightProblem: Equatable, Sendable, CustomStringConvertible {
 public enum WeightLoadingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `problems` lists every missing, mis-shaped, non-float, ambiguous or non-finite weight of `source`.
     case invalidWeights(source: String, problems: [WeightProblem])
+    /// config.json asks for more transformer layers than `source` holds (`checkpointLayers` = one past the highest
+    /// `encoder.layer.K.` index found, 0 if none). Thrown before any tensor is checked: a corrupt or hostile
+    /// `num_hidden_layers` (say 10¹²) must not make the loader list 16 missing tensors per absent layer.
+    case missingLayers(source: String, configLayers: Int, checkpointLayers: Int)
 
     /// How many problems `description` lists before "… and N more" (a config for another model size makes
     /// every one of ~100 tensors mismatch; the first few tell the story).
@@ -62,6 +66,9 @@ public enum WeightLoadingError: Error, Equatable, Sendable, CustomStringConverti
             let hint = allShapes ? " (every problem is a shape mismatch: does config.json describe another model size?)" : ""
             return "\(source): \(problems.count) weight problem\(problems.count == 1 ? "" : "s") "
                 + "for the BERT encoder described by config.json\(hint):\n\(lines.joined(separator: "\n"))"
+        case let .missingLayers(source, configLayers, checkpointLayers):
+            return "\(source): config.json has num_hidden_layers = \(configLayers), but the checkpoint holds "
+                + (checkpointLayers == 0 ? "no encoder.layer.* tensors" : "layers 0..<\(checkpointLayers) only")
         }
     }
 }
@@ -235,7 +242,8 @@ public struct BertWeights: Sendable {
     ///   - config: a validated config.
     ///   - checkpoint: the opened safetensors file(s). Opened with `rejectNonFinite`, NaN/Inf weights are
     ///     reported as problems too.
-    /// - Throws: `WeightLoadingError.invalidWeights` listing every offending name with expected and found
+    /// - Throws: `WeightLoadingError.missingLayers` when config.json asks for more layers than the checkpoint has;
+    ///   `WeightLoadingError.invalidWeights` listing every offending name with expected and found
     ///   shapes; `SafetensorsError` only for unexpected read failures.
     public init(config: BertConfig, checkpoint: SafetensorsCheckpoint) throws {
         let names = checkpoint.tensorNames
@@ -263,6 +271,14 @@ public struct BertWeights: Sendable {
         var byCanonical: [String: [String]] = [:]
         for name in names { byCanonical[Self.canonicalName(name), default: []].append(name) }
 
+        let checkpointLayers = byCanonical.keys.reduce(0) { highest, name in
+            guard name.hasPrefix("encoder.layer."), let index = Int(name.dropFirst("encoder.layer.".count).prefix { $0 != "." })
+            else { return highest }
+            return max(highest, index + 1)
+        }
+        guard config.numHiddenLayers <= checkpointLayers else {
+            throw WeightLoadingError.missingLayers(source: source, configLayers: config.numHiddenLayers, checkpointLayers: checkpointLayers)
+        }
         var problems: [WeightProblem] = []
         var loaded: [String: Tensor] = [:]
         let expected = Self.expectedParameters(for: config)

@@ -139,10 +139,11 @@ public struct ModelFolder: Sendable {
 
     /// Maps and validates every safetensors file; for a sharded set, checks that each tensor of the index
     /// is in the shard the index names.
-    /// - Parameter options: reading options (NaN/Inf rejection).
+    /// - Parameter options: reading options. The default rejects NaN/±Inf weights (a model with one NaN weight
+    ///   otherwise loads silently and predicts NaN); pass `.init(rejectNonFinite: false)` to read them as stored.
     /// - Throws: `SafetensorsError` for a bad file, `ModelFolderError.shardIndexMismatch` /
     ///   `.tensorInMultipleShards`.
-    public func openCheckpoint(options: SafetensorsFile.Options = .init()) throws -> SafetensorsCheckpoint {
+    public func openCheckpoint(options: SafetensorsFile.Options = .init(rejectNonFinite: true)) throws -> SafetensorsCheckpoint {
         switch weights {
         case let .single(file):
             return try SafetensorsCheckpoint(url: file, options: options)
@@ -159,10 +160,11 @@ public struct ModelFolder: Sendable {
     }
 
     /// Loads the config and the encoder weights.
-    /// - Parameter options: reading options (NaN/Inf rejection).
+    /// - Parameter options: reading options; by default NaN/±Inf weights are rejected (listed as
+    ///   `WeightProblem.Kind.nonFinite` problems naming each tensor).
     /// - Returns: the validated config and weights whose shapes match it.
     /// - Throws: `ModelConfigError`, `SafetensorsError`, `ModelFolderError`, `WeightLoadingError`.
-    public func loadBert(options: SafetensorsFile.Options = .init()) throws -> (config: BertConfig, weights: BertWeights) {
+    public func loadBert(options: SafetensorsFile.Options = .init(rejectNonFinite: true)) throws -> (config: BertConfig, weights: BertWeights) {
         let config = try loadConfig()
         let checkpoint = try openCheckpoint(options: options)
         return (config, try BertWeights(config: config, checkpoint: checkpoint))
