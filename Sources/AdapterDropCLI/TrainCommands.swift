@@ -115,7 +115,9 @@ struct TrainingRunOptions: ParsableArguments {
                                        resumingFrom: resume.map { URL(fileURLWithPath: $0) }, context: context)
         let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: evaluationDrop,
                                            batchSize: batchSize, context: context)
-        let report = TrainingReport(task: task, result: result, n: evaluationDrop, metrics: metrics)
+        var report = TrainingReport(task: task, result: result, n: evaluationDrop, metrics: metrics)
+        report.problemType = problemType.rawValue
+        report.examplesPerStep = batchSize * gradAccumulation
         let reportData = try report.encoded(pretty: true)
         try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
             try save(result, folder)
@@ -256,10 +258,15 @@ struct TrainingReport: Encodable {
     var droppedLayers: [Int]
     var evaluationDroppedLayers: Int
     var dev: [String: Double?]
+    /// `--problem-type` (classification, regression, multi-label).
+    var problemType = ProblemType.classification.rawValue
+    /// Examples per optimizer step: `--batch-size` × `--grad-accumulation`.
+    var examplesPerStep = 0
 
     enum CodingKeys: String, CodingKey {
         case task, steps, losses, dev
         case skippedSteps = "skipped_steps", droppedLayers = "dropped_layers", evaluationDroppedLayers = "evaluation_dropped_layers"
+        case problemType = "problem_type", examplesPerStep = "examples_per_step"
     }
 
     init(task: String, result: AdapterTrainingResult, n: Int, metrics: EvaluationMetrics) {

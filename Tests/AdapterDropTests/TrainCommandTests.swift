@@ -132,7 +132,8 @@ import Testing
         let rReport = try Self.json(r.stdout)
         let rDev = try #require(rReport["dev"] as? [String: Any])
         print("train CLI regression: \(r.stdout)")
-        #expect(rReport["steps"] as? Int == 12 * 8)
+        #expect(rReport["steps"] as? Int == 12 * 8 && rReport["examples_per_step"] as? Int == 8)
+        #expect(rReport["problem_type"] as? String == "regression")
         #expect(try #require(rDev["pearson"] as? Double) >= 0.8)
         #expect(rDev["spearman"] is Double && rDev["mse"] is Double && rDev["accuracy"] == nil)
         let re = try Self.run(["eval", "--model", p("model"), "--adapter", p("r"), "--data", p("reg-dev.jsonl"), "--batch-size", "4",

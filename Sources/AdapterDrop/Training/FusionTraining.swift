@@ -203,6 +203,8 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
         return adapters.indices.filter { adapters[$0].weights[site] != nil }
     }
 
+    /// True when the fusion acts in `layer` (a site with a fusion layer and the last adapter present) and the
+    /// layer is not skipped: its query/key/value then get gradients there.
     public func hasTrainableParameters(layer: Int) -> Bool {
         !skipLayers.contains(layer) && sites.contains { $0.layer == layer && presentAdapters($0) != nil }
     }
@@ -236,6 +238,9 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
         }
     }
 
+    /// The fused site (type doc): h, a `[rows, H]` → output `[rows, H]`, saving what backward needs when
+    /// `saveForBackward`; nil where the fusion does not act or the layer is skipped. Draws a `[rows, N]` score
+    /// dropout mask from `rng` when `dropout.isActive` and `scoreDropout > 0`.
     public func trainingForward(layer: Int, location: AdapterLocation, hidden h: Tensor, residual a: Tensor,
                                 layerNorm: SublayerLayerNorm, batch: Int, sequenceLength: Int, saveForBackward: Bool,
                                 dropout: EncoderDropout, rng: inout SeededRNG,
@@ -292,6 +297,8 @@ public final class AdapterFusionTrainingModule: TrainableSublayer {
         gradients[key] ?? Tensor(zeros: parameters[key]!.shape)
     }
 
+    /// Backward of `trainingForward` at one site: accumulates (`+=`) the query/key/value gradients into `gradients`
+    /// and returns dL/dh and dL/da `[rows, H]` through the frozen adapters and LayerNorm.
     public func trainingBackward(layer: Int, location: AdapterLocation, outputGradient dy: Tensor, saved: Any?,
                                  layerNorm: SublayerLayerNorm,
                                  context: ComputeContext) -> (hidden: Tensor, residual: Tensor) {

@@ -123,10 +123,13 @@ public final class ParallelTrainingModule: TrainableSublayer {
         return outputRows == rows ? 0..<rows : index * rows ..< (index + 1) * rows
     }
 
+    /// True when the branches (which share their sites) have adapters in `layer` and the layer is not skipped.
     public func hasTrainableParameters(layer: Int) -> Bool {
         !skipLayers.contains(layer) && sites.contains { $0.layer == layer }
     }
 
+    /// The Parallel site (type doc): at `replicationSite` h, a `[rows, H]` → `[N·rows, H]` (branch i in block i); at
+    /// later sites each branch on its own row block; with `activeBranch` set only that branch, no replication.
     public func trainingForward(layer: Int, location: AdapterLocation, hidden h: Tensor, residual a: Tensor,
                                 layerNorm: SublayerLayerNorm, batch: Int, sequenceLength: Int, saveForBackward: Bool,
                                 dropout: EncoderDropout, rng: inout SeededRNG,
@@ -155,6 +158,8 @@ public final class ParallelTrainingModule: TrainableSublayer {
                                         saved: saveForBackward ? Saved(branches: saved, order: order, replicated: replicate) : nil)
     }
 
+    /// Backward of `trainingForward`: each branch back-propagates its row block (accumulating its adapter's
+    /// gradients); at the replication site the replicas' dL/dh and dL/da are summed back to `rows` rows.
     public func trainingBackward(layer: Int, location: AdapterLocation, outputGradient dy: Tensor, saved: Any?,
                                  layerNorm: SublayerLayerNorm,
                                  context: ComputeContext) -> (hidden: Tensor, residual: Tensor) {

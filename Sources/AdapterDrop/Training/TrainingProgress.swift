@@ -79,6 +79,8 @@ public final class ConsoleTrainingProgress: TrainingProgressReporter {
         return text
     }
 
+    /// Redraws the progress line (terminal, at most ~10 times a second and at the last step) or logs it every
+    /// `logEvery` steps; keeps the last 20 losses for the moving average.
     public func report(_ e: TrainingProgressEvent) {
         recent.append(e.loss)
         if recent.count > 20 { recent.removeFirst() }
@@ -95,6 +97,7 @@ public final class ConsoleTrainingProgress: TrainingProgressReporter {
         }
     }
 
+    /// Ends the redrawn line with a newline (terminal only).
     public func finish() {
         if isTerminal, lastEvent != nil { FileHandle.standardError.write(Data("\n".utf8)) }
     }
