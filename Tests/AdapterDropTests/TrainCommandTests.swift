@@ -152,6 +152,13 @@ import Testing
         #expect(me.status == 0, "\(me.stderr)")
         #expect(try Self.json(me.stdout)["accuracy"] as? Double == mDev["accuracy"] as? Double)
         #expect(try Self.json(me.stdout)["macro_f1"] as? Double == mDev["macro_f1"] as? Double)
+        // fuse takes the same problem types: a regression head over the two adapters just trained.
+        let f = try Self.run(["fuse", "--model", p("model"), "--adapter", p("r"), "--adapter", p("m"), "--train", p("reg-train.jsonl"),
+                              "--dev", p("reg-dev.jsonl"), "--problem-type", "regression", "--epochs", "1", "--batch-size", "8",
+                              "--grad-accumulation", "2", "--threads", "1", "--json", "--out", p("f")])
+        #expect(f.status == 0, "\(f.stderr)")
+        let fReport = try Self.json(f.stdout)
+        #expect(fReport["steps"] as? Int == 4 && (fReport["dev"] as? [String: Any])?["pearson"] is Double, "\(f.stdout)")
 
         // Bad labels: named file, line and value; nothing written.
         try "{\"text\": \"w10\", \"label\": 1.5}\n{\"text\": \"w11\", \"label\": \"high\"}\n"
