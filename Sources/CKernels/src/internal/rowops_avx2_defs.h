@@ -56,7 +56,7 @@ CKV_TARGET static inline float ck_rowops_hmin8(__m256 v) {
 #define CKV_HMIN(v) ck_rowops_hmin8(v)
 #define CKV_LN_PAIR_MAX_COLS 0 /* layernorm: no row pairing (16 ymm registers: the paired statistics loop spilled, ~40% slower) */
 #define CKV_EXP(v) ck_v8_exp(v)
-#define CKV_EXP_NONPOS(v) ck_v8_exp(v)
+#define CKV_EXP_NONPOS(v) ck_v8_exp_nonpos(v) /* softmax: arguments z - max <= 0 */
 /* softmax: no register chunking (16 ymm registers: chunks of 8 spilled and measured ~2% slower than the
  * three-pass loop, chunks of 4 ~40% slower) */
 #define CKV_SM_CHUNK 0

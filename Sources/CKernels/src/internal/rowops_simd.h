@@ -541,20 +541,20 @@ CKV_TARGET static void CKV_SUFFIX(ck_softmax_fwd_3pass)(CK_SM_FWD_ARGS) {
         const CKV vmx = CKV_SET1(mx);
         CKV s0 = CKV_SET1(0.0f), s1 = CKV_SET1(0.0f);
         for (j = 0; j + 2 * CKW <= nv; j += 2 * CKW) {
-            CKV e0 = CKV_EXP(CKV_SUB(CK_SM_Z(j), vmx));
-            CKV e1 = CKV_EXP(CKV_SUB(CK_SM_Z(j + CKW), vmx));
+            CKV e0 = CKV_EXP_NONPOS(CKV_SUB(CK_SM_Z(j), vmx));
+            CKV e1 = CKV_EXP_NONPOS(CKV_SUB(CK_SM_Z(j + CKW), vmx));
             CKV_STORE(yr + j, e0);
             CKV_STORE(yr + j + CKW, e1);
             s0 = CKV_ADD(s0, e0);
             s1 = CKV_ADD(s1, e1);
         }
         for (; j < nv; j += CKW) {
-            CKV e0 = CKV_EXP(CKV_SUB(CK_SM_Z(j), vmx));
+            CKV e0 = CKV_EXP_NONPOS(CKV_SUB(CK_SM_Z(j), vmx));
             CKV_STORE(yr + j, e0);
             s0 = CKV_ADD(s0, e0);
         }
         if (rem > 0) {
-            CKV e1 = CKV_ZEROM(tm, CKV_EXP(CKV_SUB(CK_SM_ZM(nv, tm), vmx)));
+            CKV e1 = CKV_ZEROM(tm, CKV_EXP_NONPOS(CKV_SUB(CK_SM_ZM(nv, tm), vmx)));
             CKV_STOREM(yr + nv, tm, e1);
             s1 = CKV_ADD(s1, e1);
         }
