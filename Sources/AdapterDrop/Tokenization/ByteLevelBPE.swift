@@ -97,6 +97,20 @@ struct ByteLevelBPEModel: Sendable {
             let id = byteIDs[Int(b)]
             if id >= 0 { symbols.append(id) } else if let unk = unknownID { symbols.append(unk) }
         }
+        if symbols.count > Self.heapThreshold && symbols.count < Int(UInt32.max) {
+            mergeWithHeap(&symbols)
+        } else {
+            mergeByScanning(&symbols)
+        }
+        ids.append(contentsOf: symbols)
+    }
+
+    /// Pre-tokens with more symbols than this are merged with `mergeWithHeap` (a scan per merge is faster
+    /// for the short pieces of ordinary text).
+    static let heapThreshold = 32
+
+    /// Applies merges by rescanning every adjacent pair before each merge: O(n²) for n symbols.
+    func mergeByScanning(_ symbols: inout [Int32]) {
         while symbols.count > 1 {
             var bestRank = UInt64.max
             var bestPosition = -1
@@ -113,7 +127,85 @@ struct ByteLevelBPEModel: Sendable {
             symbols[bestPosition] = bestID
             symbols.remove(at: bestPosition + 1)
         }
-        ids.append(contentsOf: symbols)
+    }
+
+    /// The same merges as `mergeByScanning` in O(n log n) (HF `Word::merge_all` also keeps a priority queue):
+    /// a min-heap of (rank, position of the left symbol) over a linked list of symbols. Equal ranks pop the
+    /// leftmost position first, which is the scan's "lowest rank, leftmost" choice. An entry whose pair has
+    /// since changed (either symbol merged away) is skipped when popped: a pair's rank identifies the pair,
+    /// so the entry is current exactly when the pair now at its position has that rank.
+    /// A long run of letters or digits is one pre-token, so without this a 1 MB word took ~10¹² lookups.
+    func mergeWithHeap(_ symbols: inout [Int32]) {
+        let n = symbols.count
+        var next = [Int](unsafeUninitializedCapacity: n) { b, c in for i in 0..<n { b[i] = i + 1 }; c = n }
+        var previous = [Int](unsafeUninitializedCapacity: n) { b, c in for i in 0..<n { b[i] = i - 1 }; c = n }
+        var removed = [Bool](repeating: false, count: n)
+        var heap = MinHeap()
+        heap.reserve(n)
+        @inline(__always) func push(_ i: Int) {
+            let j = next[i]
+            guard j < n else { return }
+            let m = merges.lookup(symbols[i], symbols[j])
+            if m != MergeTable.missing { heap.push((m >> 32) << 32 | UInt64(i)) }
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let top = heap.pop() {
+            let i = Int(top & 0xFFFF_FFFF)
+            let rank = top >> 32
+            if removed[i] { continue }
+            let j = next[i]
+            guard j < n else { continue }
+            let m = merges.lookup(symbols[i], symbols[j])
+            guard m != MergeTable.missing, m >> 32 == rank else { continue }
+            symbols[i] = Int32(truncatingIfNeeded: m & 0xFFFF_FFFF)
+            removed[j] = true
+            next[i] = next[j]
+            if next[j] < n { previous[next[j]] = i }
+            if previous[i] >= 0 { push(previous[i]) }
+            push(i)
+        }
+        var out: [Int32] = []
+        out.reserveCapacity(n)
+        var i = 0
+        while i < n { out.append(symbols[i]); i = next[i] }
+        symbols = out
+    }
+}
+
+/// A binary min-heap of `UInt64` keys (BPE merges: rank in the high half, position in the low half).
+struct MinHeap {
+    private var items: [UInt64] = []
+
+    mutating func reserve(_ n: Int) { items.reserveCapacity(n) }
+
+    mutating func push(_ key: UInt64) {
+        items.append(key)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if items[parent] <= items[i] { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let last = items.popLast() else { return nil }
+        guard !items.isEmpty else { return last }
+        let top = items[0]
+        items[0] = last
+        var i = 0
+        let count = items.count
+        while true {
+            let l = 2 * i + 1
+            if l >= count { break }
+            let r = l + 1
+            let child = r < count && items[r] < items[l] ? r : l
+            if items[i] <= items[child] { break }
+            items.swapAt(i, child)
+            i = child
+        }
+        return top
     }
 }
 

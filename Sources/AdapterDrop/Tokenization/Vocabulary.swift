@@ -6,8 +6,16 @@ struct Vocabulary: Sendable {
     private var tokenIDs: [Int32] = []         // id of token i
     private var slots: [Int32]                 // index into tokens, -1 = empty
     private var mask: Int
-    /// id → token string (ids need not be dense; missing ids map to nil).
-    private(set) var tokensByID: [String?] = []
+    /// id → token string for ids below `denseIDLimit` (missing ids map to nil).
+    private var tokensByID: [String?] = []
+    /// id → token string for ids at or above `denseIDLimit`: a file may give any id up to `Int32.max`, and
+    /// a dense table up to such an id would take up to 32 GiB (`{"a": 2147483646}` in a 20-byte vocab.json).
+    private var sparseTokensByID: [Int32: String] = [:]
+    /// Ids below this are kept in the dense table: 4 × the capacity + 1024, so ids a little past the entry
+    /// count (added tokens, gaps) stay dense while the table stays linear in the file's size.
+    private let denseIDLimit: Int
+    /// Longest token, in UTF-8 bytes (WordPiece bounds its candidate lengths by it).
+    private(set) var maxTokenBytes = 0
 
     var count: Int { tokenIDs.count }
 
@@ -16,6 +24,7 @@ struct Vocabulary: Sendable {
         while size < capacity * 2 { size <<= 1 }
         slots = [Int32](repeating: -1, count: size)
         mask = size - 1
+        denseIDLimit = min(max(capacity, 0), Int(Int32.max) / 8) * 4 + 1024
     }
 
     @inline(__always)
@@ -39,8 +48,13 @@ struct Vocabulary: Sendable {
         var slot = h & mask
         while slots[slot] >= 0 { slot = (slot + 1) & mask }
         slots[slot] = index
-        if Int(id) >= tokensByID.count { tokensByID.append(contentsOf: repeatElement(nil, count: Int(id) + 1 - tokensByID.count)) }
-        tokensByID[Int(id)] = token
+        maxTokenBytes = max(maxTokenBytes, bytes.count)
+        if Int(id) >= denseIDLimit {
+            sparseTokensByID[id] = token
+        } else {
+            if Int(id) >= tokensByID.count { tokensByID.append(contentsOf: repeatElement(nil, count: Int(id) + 1 - tokensByID.count)) }
+            tokensByID[Int(id)] = token
+        }
         bytes.removeAll()
         return true
     }
@@ -90,6 +104,7 @@ struct Vocabulary: Sendable {
 
     func token(of id: Int32) -> String? {
         let i = Int(id)
+        if i >= denseIDLimit { return sparseTokensByID[id] }
         return i >= 0 && i < tokensByID.count ? tokensByID[i] : nil
     }
 }

@@ -143,9 +143,15 @@ struct WordPieceModel: Sendable {
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: continuingPrefix)
         let p = continuingPrefix.count
+        // No candidate longer than the longest vocabulary entry can match: skipping those keeps a long word at
+        // O(n · longest token) lookups instead of O(n²) (a tokenizer.json may set max_input_chars_per_word high).
+        let longest = vocabulary.maxTokenBytes
         var start = 0
         while start < n {
-            var end = n
+            let prefixBytes = start == 0 ? 0 : p
+            // Every scalar takes at least one byte, so candidates end at most `longest − prefix` scalars on.
+            var end = min(n, start + max(longest - prefixBytes, 0))
+            while end > start && prefixBytes + bounds[end] - bounds[start] > longest { end -= 1 }
             var found: Int32? = nil
             if start == 0 {
                 bytes.withUnsafeBufferPointer { all in
@@ -159,7 +165,7 @@ struct WordPieceModel: Sendable {
                 }
             } else {
                 scratch.removeSubrange(p...)
-                scratch.append(contentsOf: bytes[bounds[start]..<bounds[n]])
+                scratch.append(contentsOf: bytes[bounds[start]..<bounds[end]])  // (not to the word's end: O(n²) copies)
                 scratch.withUnsafeBufferPointer { all in
                     while end > start {
                         let length = p + bounds[end] - bounds[start]
