@@ -132,6 +132,114 @@ struct ReliabilityCrashSafetyTests {
     }
 }
 
+/// Two versions of a folder of several artefacts (a pruned fusion's layout: `fusion/`, `a/` with its head, `b/`),
+/// saved as one step with `saveFoldersAtomically`.
+private struct TreeVersions {
+    let adapters: [[BottleneckAdapter]]  // [version][a, b]
+    let heads: [PredictionHead]
+    let model = ModelDescription(hiddenSize: 32, numLayers: 2, modelType: "bert", modelName: "tiny-bert")
+    static let files = ["a/adapter.safetensors", "a/adapter_config.json", "a/head_config.json", "a/model_head.safetensors",
+                        "b/adapter.safetensors", "b/adapter_config.json", "notes.txt"]
+
+    init() throws {
+        var adapters: [[BottleneckAdapter]] = []
+        var heads: [PredictionHead] = []
+        for v in 0..<2 {
+            let config = try BottleneckConfig.preset("seq_bn", overrides: ["reduction_factor": .int(v == 0 ? 16 : 8)])
+            adapters.append(try ["a", "b"].enumerated().map { i, name in
+                try BottleneckAdapter(name: name, config: config, hiddenSize: 32, numLayers: 2, seed: UInt64(10 * v + i))
+            })
+            heads.append(PredictionHead(name: "a", config: .classification(numLabels: 2 + v), hiddenSize: 32, seed: UInt64(v)))
+        }
+        self.adapters = adapters
+        self.heads = heads
+    }
+
+    func save(_ v: Int, folder: URL) throws {
+        try saveFoldersAtomically(folder) { staging in
+            for a in adapters[v] { try a.save(to: staging.appendingPathComponent(a.name), model: model) }
+            try heads[v].save(to: staging.appendingPathComponent("a"), model: model)
+            try atomicWrite(path: staging.appendingPathComponent("notes.txt").path) { emit in
+                try Array("version \(v)\n".utf8).withUnsafeBytes { try emit($0) }
+            }
+        }
+    }
+}
+
+/// Checksums of every file of a tree (relative path → FNV-1a), after recovering an interrupted save of it.
+private func treeState(_ folder: URL) -> [String: UInt64] {
+    recoverInterruptedFolderSave(folder)
+    var state: [String: UInt64] = [:]
+    let walker = FileManager.default.enumerator(atPath: folder.path)
+    while let entry = walker?.nextObject() as? String {
+        if let c = checksum(folder.appendingPathComponent(entry)) { state[entry] = c }
+    }
+    return state
+}
+
+@Suite("Reliability: crash-safe multi-folder saves", .serialized)
+struct ReliabilityMultiFolderCrashTests {
+    /// A pruned fusion folder (fusion + adapters + heads, several subfolders) used to be saved subfolder by
+    /// subfolder, so a kill could leave a new adapter `a` beside an old `b`. Now the tree is swapped as a whole:
+    /// 100 SIGKILLs at random moments, and after each the tree is exactly one of its two complete versions.
+    @Test func sigkillDuringMultiFolderSavesLeavesOneVersion() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("adapterdrop-tree-crash-\(getpid())")
+        try? FileManager.default.removeItem(at: root)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("pruned")
+        let versions = try TreeVersions()
+        var known: [[String: UInt64]] = []
+        let start = Date()
+        for v in [1, 0] {
+            try versions.save(v, folder: folder)
+            known.append(treeState(folder))
+        }
+        let cycle = Date().timeIntervalSince(start) / 2
+        #expect(Set(known[0].keys) == Set(TreeVersions.files) && Set(known[1].keys) == Set(TreeVersions.files), "\(known[0].keys.sorted())")
+        for f in TreeVersions.files { #expect(known[0][f] != known[1][f], "\(f): the two versions must differ") }
+
+        var rng = TestRNG(seed: 7)
+        var mixed = 0, changes = 0, leftovers = 0, parentMissing = 0
+        var last = known[1]
+        for round in 0..<100 {
+            let pid = fork()
+            if pid == 0 {
+                var v = 1
+                while true {
+                    do { try versions.save(v, folder: folder) } catch { _exit(3) }
+                    v ^= 1
+                }
+            }
+            #expect(pid > 0, "fork failed: errno \(errno)")
+            guard pid > 0 else { return }
+            usleep(UInt32((50e-6 + Double(rng.next() % 1000) / 1000 * 3 * cycle) * 1e6))
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            #expect(status & 0x7f == SIGKILL, "round \(round): child status \(status)")
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+            if entries.contains(where: { $0.hasSuffix(".tmp") }) { leftovers += 1 }
+            if !entries.contains("pruned") { parentMissing += 1 }
+            // A load of one subfolder alone recovers the tree (a kill between the renames left no `pruned`).
+            let loaded = try BottleneckAdapter(folder: folder.appendingPathComponent("b"), model: versions.model)
+            let state = treeState(folder)
+            if state != known[0] && state != known[1] { mixed += 1 }
+            if state != last { changes += 1 }
+            last = state
+            #expect([16, 8].contains(loaded.config.json["reduction_factor"]?.intValue ?? 0))
+        }
+        print("crash-safe multi-folder saves: 100 SIGKILLs, \(mixed) trees mixing versions, \(changes) changed the tree, "
+              + "\(leftovers) left a staging/backup folder (killed mid-save), \(parentMissing) between the renames "
+              + "(recovered by the load), save cycle \(Int(cycle * 1e3)) ms")
+        #expect(mixed == 0, "trees mixing the old and new version: \(mixed)")
+        #expect(leftovers >= 10, "too few kills landed mid-save: \(leftovers)")
+        #expect(changes >= 10, "the child made too little progress: \(changes) changes")
+        try versions.save(0, folder: folder)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []) == ["pruned"])
+    }
+}
+
 /// Regression test for orphaned temporary files: before the fix every killed save left a
 /// `.name.<random>.tmp` behind forever. Now the name carries the writer's pid and the next save removes the
 /// files of dead writers only.

@@ -64,6 +64,11 @@ func recoverInterruptedFolderSave(_ folder: URL) {
     let (parent, name) = splitPath(path)
     let parentPath = parent == "" ? "." : parent
     let fm = FileManager.default
+    // A kill between the renames of a save of the parent (a multi-folder save, `saveFoldersAtomically`) leaves
+    // the parent missing: recover it first (up to the first existing ancestor).
+    if parent != "", parent != "/", !fm.fileExists(atPath: parentPath) {
+        recoverInterruptedFolderSave(URL(fileURLWithPath: parentPath))
+    }
     for attempt in 0..<100 {
         guard let entries = try? fm.contentsOfDirectory(atPath: parentPath) else { return }
         var byID: [String: (pid: Int32, staging: Bool, backup: Bool)] = [:]
@@ -120,8 +125,17 @@ func recoverInterruptedFolderSave(_ folder: URL) {
 /// save or load removes. Readers in other processes see either version, or, during the microseconds between
 /// the renames, wait for the writer (`recoverInterruptedFolderSave`).
 ///
-/// A `folder` that contains subfolders (not an AdapterHub artefact folder) cannot be swapped without moving
-/// them, so its files are then written one by one in place (each file atomic, the set not).
+/// A `folder` that contains subfolders (a folder of several artefacts, e.g. a pruned fusion beside its
+/// adapters) is swapped the same way: the staging folder gets the whole tree, subfolders re-created and their
+/// files hard-linked (no data copied), so the subfolders are not lost and the tree changes in one step. Only a
+/// tree too large to be an artefact folder (more than `maxReplicatedEntries` entries: e.g. a save pointed at a
+/// home directory) is still written file by file in place (each file atomic, the set not).
+///
+/// Nested saves (`write` saving artefact folders into subfolders of the staging folder, each with this
+/// protocol) make a multi-folder save atomic as a whole: `saveFoldersAtomically`.
+///
+/// Files linked from the old version are shared with it (same inodes), so `write` must replace files (every
+/// writer of this library writes a temporary file and renames it), never modify them in place.
 ///
 /// - Parameters:
 ///   - folder: the artefact folder; its parent is created if missing. A symbolic link is resolved first.
@@ -135,8 +149,10 @@ func saveFolderAtomically(_ folder: URL, writing names: Set<String>, _ write: (U
     let path = target.path
     let (parent, name) = splitPath(path)
     let parentPath = parent == "" ? "." : parent
-    try fm.createDirectory(atPath: parentPath, withIntermediateDirectories: true)
+    // Recover first: it may roll a missing parent forward (a killed multi-folder save), which creating the
+    // parent first would prevent.
     recoverInterruptedFolderSave(target)
+    try fm.createDirectory(atPath: parentPath, withIntermediateDirectories: true)
 
     var isDirectory: ObjCBool = false
     let exists = fm.fileExists(atPath: path, isDirectory: &isDirectory)
@@ -144,11 +160,8 @@ func saveFolderAtomically(_ folder: URL, writing names: Set<String>, _ write: (U
         throw SafetensorsWriterError.ioFailure(file: path, operation: "save folder (a file of that name exists)", errno: ENOTDIR)
     }
     let existing = exists ? try fm.contentsOfDirectory(atPath: path) : []
-    if existing.contains(where: { entry in
-        var d: ObjCBool = false
-        return fm.fileExists(atPath: path + "/" + entry, isDirectory: &d) && d.boolValue
-    }) {
-        try write(target)  // a folder with subfolders: per-file atomic writes in place
+    if exists && !treeIsSmall(path, limit: maxReplicatedEntries) {
+        try write(target)  // not an artefact folder: per-file atomic writes in place
         return
     }
 
@@ -165,8 +178,7 @@ func saveFolderAtomically(_ folder: URL, writing names: Set<String>, _ write: (U
     defer { if !movedIn { try? fm.removeItem(atPath: staging) } }
 
     for entry in existing where !names.contains(entry) && !entry.hasSuffix(".tmp") {
-        let source = path + "/" + entry, destination = staging + "/" + entry
-        if link(source, destination) != 0 { try fm.copyItem(atPath: source, toPath: destination) }
+        try replicate(path + "/" + entry, to: staging + "/" + entry)
     }
     try write(URL(fileURLWithPath: staging, isDirectory: true))
     fsyncFolder(staging)
@@ -186,4 +198,57 @@ func saveFolderAtomically(_ folder: URL, writing names: Set<String>, _ write: (U
         movedIn = true
         fsyncFolder(parentPath)
     }
+}
+
+
+/// Largest folder tree (files and folders, counted recursively) that `saveFolderAtomically` replicates into its
+/// staging folder; larger trees are not artefact folders and are written in place.
+let maxReplicatedEntries = 4096
+
+/// True when the tree under `path` has at most `limit` entries (stops counting past the limit).
+private func treeIsSmall(_ path: String, limit: Int) -> Bool {
+    guard let walker = FileManager.default.enumerator(atPath: path) else { return true }
+    var count = 0
+    while walker.nextObject() != nil {
+        count += 1
+        if count > limit { return false }
+    }
+    return true
+}
+
+/// Re-creates `source` at `destination`: a folder as a new folder with its entries replicated (temporary
+/// entries of interrupted saves, `*.tmp`, left out), a file as a hard link (a copy where linking fails, e.g.
+/// across file systems), a symbolic link as itself.
+private func replicate(_ source: String, to destination: String) throws {
+    var info = stat()
+    guard lstat(source, &info) == 0 else {
+        throw SafetensorsWriterError.ioFailure(file: source, operation: "lstat", errno: errno)
+    }
+    if info.st_mode & S_IFMT == S_IFDIR {
+        guard mkdir(destination, 0o755) == 0 else {
+            throw SafetensorsWriterError.ioFailure(file: destination, operation: "mkdir", errno: errno)
+        }
+        for entry in try FileManager.default.contentsOfDirectory(atPath: source) where !entry.hasSuffix(".tmp") {
+            try replicate(source + "/" + entry, to: destination + "/" + entry)
+        }
+        fsyncFolder(destination)
+    } else if link(source, destination) != 0 {
+        try FileManager.default.copyItem(atPath: source, toPath: destination)
+    }
+}
+
+/// Saves several artefact folders (subfolders of `folder`) as one atomic step: `write` gets a staging copy of
+/// `folder` (its current tree, files hard-linked) and saves into it, e.g. a fusion into `staging/<fusion>` and
+/// each adapter into `staging/<adapter>` with the usual writers; the staging folder then replaces `folder` as
+/// in `saveFolderAtomically`. After a crash `folder` holds the complete old tree or the complete new one: a
+/// load of any subfolder first recovers `folder` itself when a kill between the two renames left it missing
+/// (`recoverInterruptedFolderSave` walks up to the first existing ancestor).
+///
+/// - Parameters:
+///   - folder: the folder holding the artefact folders; created if missing.
+///   - write: saves the artefacts into the staging folder it is given (replacing files, never editing them in
+///     place: see `saveFolderAtomically`).
+/// - Throws: `SafetensorsWriterError.ioFailure`, or what `write` throws; `folder` is then unchanged.
+func saveFoldersAtomically(_ folder: URL, _ write: (URL) throws -> Void) throws {
+    try saveFolderAtomically(folder, writing: [], write)
 }

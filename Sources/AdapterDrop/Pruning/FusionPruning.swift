@@ -87,19 +87,18 @@ extension AdapterModel {
 extension PrunedFusionModel {
     /// Writes the pruned artefacts with the AdapterHub writers: `folder/<fusion name>/` (the pruned fusion) and
     /// `folder/<adapter>/` for each kept adapter (with the head of the same name, if any). Each loads like
-    /// any saved fusion or adapter (load the adapters first).
+    /// any saved fusion or adapter (load the adapters first). The subfolders change together, as one atomic
+    /// step (`saveFoldersAtomically`): a crash leaves all old or all new versions, never a new fusion beside old
+    /// adapters.
     /// - Returns: the folders written, fusion first.
     /// - Throws: I/O errors of the writers.
     @discardableResult
     public func save(to folder: URL) throws -> [URL] {
-        let fusionURL = folder.appendingPathComponent(fusion.name)
-        try fusion.save(to: fusionURL, model: model.modelDescription)
-        var written = [fusionURL]
-        for a in fusion.adapterNames {
-            let url = folder.appendingPathComponent(a)
-            try model.saveAdapter(a, to: url)
-            written.append(url)
+        let names = [fusion.name] + fusion.adapterNames
+        try saveFoldersAtomically(folder) { staging in
+            try fusion.save(to: staging.appendingPathComponent(fusion.name), model: model.modelDescription)
+            for a in fusion.adapterNames { try model.saveAdapter(a, to: staging.appendingPathComponent(a)) }
         }
-        return written
+        return names.map { folder.appendingPathComponent($0) }
     }
 }
