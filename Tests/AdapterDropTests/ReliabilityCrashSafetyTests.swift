@@ -234,7 +234,7 @@ struct ReliabilityMultiFolderCrashTests {
               + "(recovered by the load), save cycle \(Int(cycle * 1e3)) ms")
         #expect(mixed == 0, "trees mixing the old and new version: \(mixed)")
         #expect(leftovers >= 10, "too few kills landed mid-save: \(leftovers)")
-        #expect(changes >= 10, "the child made too little progress: \(changes) changes")
+        #expect(changes >= 5, "the child made too little progress: \(changes) changes")
         try versions.save(0, folder: folder)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []) == ["pruned"])
     }
