@@ -26,13 +26,24 @@ put("adapter_config", "fusion.json", read("adapters/fusion/fusion/adapter_fusion
 # WordPiece vocab.txt: the first 300 lines (special tokens and unused slots) plus a few word pieces.
 lines = read("tokenizer/bert/vocab.txt").split(b"\n")
 put("wordpiece_vocab", "vocab300.txt", b"\n".join(lines[:300] + [b"hello", b"world", b"##s", b"##ing", b"can", b"'", b"t"]) + b"\n")
-# tokenizer.json: the fixture BPE one as is; the BERT one with its vocabulary cut to the ids below 400.
-put("tokenizer_json", "bpe.tokenizer.json", read("tokenizer/bpe/tokenizer.json"))
+# Tokenizer files are cut small (compact JSON, ids below 340 and the merges among them) so each fuzz input builds
+# its tokenizer quickly and fits in the harness's -max_len (scripts/fuzz.sh: 8192 for these targets).
+compact = dict(ensure_ascii=False, separators=(",", ":"))
+def small_bpe(vocab, merges, limit=340):
+    v = {k: i for k, i in vocab.items() if i < limit}
+    m = [p for p in merges if all(t in v for t in (p[0], p[1], p[0] + p[1]))]
+    return v, m
+tj = json.loads(read("tokenizer/bpe/tokenizer.json"))
+tj["model"]["vocab"], tj["model"]["merges"] = small_bpe(tj["model"]["vocab"], tj["model"]["merges"])
+put("tokenizer_json", "bpe.tokenizer.json", json.dumps(tj, **compact))
 tj = json.loads(read("tokenizer/bert/small.tokenizer.json"))
-tj["model"]["vocab"] = {k: v for k, v in tj["model"]["vocab"].items() if v < 400}
-put("tokenizer_json", "bert-small.tokenizer.json", json.dumps(tj, ensure_ascii=False))
-# BPE: vocab.json NUL merges.txt (the harness splits at the first NUL).
-put("bpe_files", "roberta-small", read("tokenizer/bpe/vocab.json") + b"\0" + read("tokenizer/bpe/merges.txt"))
+# BERT: the special tokens and 250 real word pieces (ids 999 up; ids 1-99 and 104-998 are [unusedN] slots).
+tj["model"]["vocab"] = {k: v for k, v in tj["model"]["vocab"].items() if v in (0, 100, 101, 102, 103) or 999 <= v < 1250}
+put("tokenizer_json", "bert-small.tokenizer.json", json.dumps(tj, **compact))
+# BPE: vocab.json NUL merges.txt (the harness splits at the first NUL), cut the same way.
+merges = [tuple(l.split(" ")) for l in read("tokenizer/bpe/merges.txt").decode().splitlines()[1:] if l]
+v, m = small_bpe(json.loads(read("tokenizer/bpe/vocab.json")), merges)
+put("bpe_files", "roberta-small", json.dumps(v, **compact).encode() + b"\0" + ("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in m)).encode())
 # Text: a few corpus lines.
 for i, line in enumerate(read("tokenizer/corpus.jsonl").decode().splitlines()[:12]):
     obj = json.loads(line)

@@ -1,4 +1,5 @@
-// Reliability: replays the fuzzing seeds (Fuzz/corpus/<target>) and every kept crasher (Fuzz/crashers/<target>)
+// Reliability: replays the fuzzing seeds (Fuzz/corpus/<target>), the inputs kept from long campaigns
+// (Fuzz/found/<target>) and every kept crasher (Fuzz/crashers/<target>)
 // through the same loaders the libFuzzer harness (Fuzz/Sources/AdapterDropFuzz) calls. A thrown error is fine;
 // a crash fails the test run. Under scripts/sanitize.sh this also runs with ASan/UBSan.
 import AdapterCore
@@ -10,18 +11,23 @@ import Testing
 /// `Fuzz/` of this checkout.
 private let fuzzFolder = fixtureURL("").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz")
 
-/// Files under `Fuzz/{corpus,crashers}/<target>`.
+/// Files under `Fuzz/{corpus,found,crashers}/<target>` (`found`: minimised inputs of the long fuzzing campaigns
+/// that added coverage beyond the seeds, docs/reliability.md).
 private func fuzzInputs(_ target: String) -> [URL] {
-    ["corpus", "crashers"].flatMap { kind -> [URL] in
+    ["corpus", "found", "crashers"].flatMap { kind -> [URL] in
         let dir = fuzzFolder.appendingPathComponent(kind).appendingPathComponent(target)
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted().map { dir.appendingPathComponent($0) }
     }
 }
 
+/// The harness's `exercise` (Fuzz/Sources/AdapterDropFuzz/main.swift), plus `tokenize` of the whole text.
 private func exercise(_ t: SubwordTokenizer, _ text: String) {
+    let short = String(text.unicodeScalars.prefix(40))
     let e = t.encode(text, pair: text.isEmpty ? nil : String(text.prefix(7)))
     _ = t.tokenize(text)
     for id in e.ids.prefix(64) { _ = t.token(forID: id) }
+    _ = try? t.encode(batch: [.single(short), .pair(short, short)],
+                      options: EncodingOptions(truncation: .longestFirst, maxLength: 9, padding: .longest))
     _ = try? t.encode(batch: [.single(text), .pair(text, text)],
                       options: EncodingOptions(truncation: .longestFirst, maxLength: 9, padding: .longest))
 }
