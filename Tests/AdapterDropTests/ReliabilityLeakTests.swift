@@ -6,8 +6,8 @@
 // memory-mapped weight file must be deallocated after every cycle (a retain cycle would keep them), and LSan
 // reports any unreachable block at exit. Measurement (run alone, so no other test allocates meanwhile):
 // `RELIABILITY_LEAK_CYCLES=1000 swift test --skip-build --filter ReliabilityLeakTests` prints the heap bytes in
-// use (glibc `malloc_info`) and the RSS after the warm-up cycles and after the last, and requires the heap to
-// grow by less than 64 bytes per cycle on average; docs/reliability.md records the figures and the valgrind run.
+// use (glibc `malloc_info`) and the RSS after the warm-up, middle and last cycle, and requires the heap not to
+// grow linearly over the second half; docs/reliability.md records the figures and the valgrind run.
 import AdapterCore
 @testable import AdapterDrop
 import Foundation
@@ -89,29 +89,28 @@ struct ReliabilityLeakTests {
 
     @Test func loadRunUnloadCyclesReleaseEverything() throws {
         let cycles = Self.cycles ?? 20
-        let warmUp = min(10, cycles / 2)
-        var heapAfterWarmUp: Int?, rssAfterWarmUp: Int?
+        let warmUp = min(10, cycles / 2), middle = max(warmUp, cycles / 2)
+        var heap: [Int: Int] = [:], rss: [Int: Int] = [:]
         var retained = 0
         let start = Date()
         for i in 0..<cycles {
             let (context, file) = try Self.cycle(i)
             if context() != nil || file() != nil { retained += 1 }
-            if i + 1 == warmUp { heapAfterWarmUp = heapInUse(); rssAfterWarmUp = residentBytes() }
+            if i + 1 == warmUp || i + 1 == middle || i + 1 == cycles { heap[i + 1] = heapInUse(); rss[i + 1] = residentBytes() }
         }
         let seconds = Date().timeIntervalSince(start)
         #expect(retained == 0, "\(retained) of \(cycles) cycles left their ComputeContext or weight file alive")
-        let heapEnd = heapInUse(), rssEnd = residentBytes()
         func text(_ bytes: Int?) -> String { bytes.map { "\($0) B" } ?? "n/a" }
-        let heapGrowth = heapEnd.flatMap { e in heapAfterWarmUp.map { e - $0 } }
-        let rssGrowth = rssEnd.flatMap { e in rssAfterWarmUp.map { e - $0 } }
         print("leak cycles: \(cycles) load/run/unload cycles in \(String(format: "%.1f", seconds)) s; heap in use after "
-              + "\(warmUp) cycles \(text(heapAfterWarmUp)), after \(cycles) \(text(heapEnd)) (growth \(text(heapGrowth))); "
-              + "RSS \(text(rssAfterWarmUp)) → \(text(rssEnd)) (growth \(text(rssGrowth)))")
-        // Heap growth is only meaningful when this test runs alone (measurement mode): other suites allocate
-        // concurrently in a whole-suite run. 64 B per cycle on average is far below one leaked tensor (the
-        // smallest weight of the fixture is 128 B) or context.
-        if Self.cycles != nil, let heapGrowth, cycles > warmUp {
-            #expect(heapGrowth < 64 * (cycles - warmUp), "heap grew by \(heapGrowth) B over \(cycles - warmUp) cycles")
+              + [warmUp, middle, cycles].map { "\($0): \(text(heap[$0]))" }.joined(separator: ", ")
+              + "; RSS " + [warmUp, middle, cycles].map { "\($0): \(text(rss[$0]))" }.joined(separator: ", "))
+        // Measurement mode only (run alone: other suites allocate concurrently in a whole-suite run). The heap
+        // wobbles by a bounded amount (≈ 70–80 KB over 1 000 or 3 000 cycles: glibc arenas of the short-lived
+        // worker threads, Foundation caches), so the check is on the second half: a leak grows it linearly.
+        // 64 KiB + 32 B per cycle fails a leak of ≥ ~160 B per cycle at 1 000 cycles; LeakSanitizer (CI) and
+        // valgrind (docs/reliability.md) find smaller ones.
+        if Self.cycles != nil, let a = heap[middle], let b = heap[cycles], cycles > middle {
+            #expect(b - a < 65_536 + 32 * (cycles - middle), "heap grew by \(b - a) B over cycles \(middle)…\(cycles)")
         }
     }
 }
