@@ -181,8 +181,10 @@ private func treeState(_ folder: URL) -> [String: UInt64] {
 struct ReliabilityMultiFolderCrashTests {
     /// A pruned fusion folder (fusion + adapters + heads, several subfolders) used to be saved subfolder by
     /// subfolder, so a kill could leave a new adapter `a` beside an old `b`. Now the tree is swapped as a whole:
-    /// 100 SIGKILLs at random moments, and after each the tree is exactly one of its two complete versions.
+    /// SIGKILLs at random moments (RELIABILITY_TREE_KILLS, default 40; docs/reliability.md records 100), and after
+    /// each the tree is exactly one of its two complete versions.
     @Test func sigkillDuringMultiFolderSavesLeavesOneVersion() throws {
+        let rounds = ProcessInfo.processInfo.environment["RELIABILITY_TREE_KILLS"].flatMap { Int($0) }.map { max($0, 10) } ?? 40
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("adapterdrop-tree-crash-\(getpid())")
         try? FileManager.default.removeItem(at: root)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -202,7 +204,7 @@ struct ReliabilityMultiFolderCrashTests {
         var rng = TestRNG(seed: 7)
         var mixed = 0, changes = 0, leftovers = 0, parentMissing = 0
         var last = known[1]
-        for round in 0..<100 {
+        for round in 0..<rounds {
             let pid = fork()
             if pid == 0 {
                 var v = 1
@@ -229,12 +231,12 @@ struct ReliabilityMultiFolderCrashTests {
             last = state
             #expect([16, 8].contains(loaded.config.json["reduction_factor"]?.intValue ?? 0))
         }
-        print("crash-safe multi-folder saves: 100 SIGKILLs, \(mixed) trees mixing versions, \(changes) changed the tree, "
+        print("crash-safe multi-folder saves: \(rounds) SIGKILLs, \(mixed) trees mixing versions, \(changes) changed the tree, "
               + "\(leftovers) left a staging/backup folder (killed mid-save), \(parentMissing) between the renames "
               + "(recovered by the load), save cycle \(Int(cycle * 1e3)) ms")
         #expect(mixed == 0, "trees mixing the old and new version: \(mixed)")
-        #expect(leftovers >= 10, "too few kills landed mid-save: \(leftovers)")
-        #expect(changes >= 5, "the child made too little progress: \(changes) changes")
+        #expect(leftovers >= rounds / 10, "too few kills landed mid-save: \(leftovers)")
+        #expect(changes >= rounds / 20, "the child made too little progress: \(changes) changes")
         try versions.save(0, folder: folder)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []) == ["pruned"])
     }
