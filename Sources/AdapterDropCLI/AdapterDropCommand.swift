@@ -57,6 +57,7 @@ struct Bench: ParsableCommand {
 
         func validate() throws {
             guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+            guard seconds <= 3600 else { throw ValidationError("--seconds \(seconds): at most 3600 (seconds of timing per shape)") }
         }
 
         func run() throws {

@@ -85,6 +85,9 @@ struct DemoCommand: ParsableCommand {
         #if DEBUG
         if !quick { FileHandle.standardError.write(Data("warning: debug build; the demo's time budget assumes `swift build -c release`\n".utf8)) }
         #endif
+        // Before any step: the run folder must be creatable under --results (a probe, so that read-only places such
+        // as /proc fail here and not after the last step).
+        try checkParentWritable(URL(fileURLWithPath: results).appendingPathComponent("run").path, option: "--results", shown: results)
         let demo = try AdapterDropDemo(settings: settings())
         if noPlots { demo.gnuplot = .disabled }
         let renderer = DemoProgressRenderer()

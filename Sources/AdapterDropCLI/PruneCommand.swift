@@ -100,7 +100,7 @@ struct Prune: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let activations = try encoder.encode(table)
-        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
+        try publishOutputFolder(out, overwrite: overwrite) { folder in
             try pruned.save(to: folder)
             if let fusionHead { try adapterModel.saveHead(fusionHead, to: folder.appendingPathComponent(pruned.fusion.name)) }
             try activations.write(to: folder.appendingPathComponent("activations.json"), options: .atomic)

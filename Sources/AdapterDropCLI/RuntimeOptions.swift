@@ -108,5 +108,10 @@ func checkWritableFile(_ path: String, option: String) throws {
         throw ValidationError("\(option) \(path): folder \(parent) does not exist")
     }
     guard isDirectory.boolValue else { throw ValidationError("\(option) \(path): \(parent) is not a folder") }
-    guard fm.isWritableFile(atPath: parent) else { throw ValidationError("\(option) \(path): folder \(parent) is not writable") }
+    // A probe file rather than `access(2)` alone: root passes `access` on read-only places such as /proc.
+    let probe = url.deletingLastPathComponent().appendingPathComponent(".adapterdrop-probe-\(getpid())-\(UUID().uuidString)")
+    guard fm.isWritableFile(atPath: parent), fm.createFile(atPath: probe.path, contents: nil) else {
+        throw ValidationError("\(option) \(path): folder \(parent) is not writable")
+    }
+    try? fm.removeItem(at: probe)
 }

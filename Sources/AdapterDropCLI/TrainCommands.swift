@@ -51,6 +51,10 @@ struct TrainingRunOptions: ParsableArguments {
         if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
         if let robustDrop { _ = try Self.parseRange(robustDrop) }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        let maxSteps = AdapterTrainingOptions.maximumTotalSteps
+        guard epochs <= maxSteps else {
+            throw ValidationError("--epochs \(epochs): at most \(maxSteps) (a run has at most \(maxSteps) optimizer steps)")
+        }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard gradAccumulation >= 1 else { throw ValidationError("--grad-accumulation must be at least 1, got \(gradAccumulation)") }
         guard lr.isFinite && lr >= 0 else { throw ValidationError("--lr must be finite and ≥ 0, got \(lr)") }
@@ -59,6 +63,21 @@ struct TrainingRunOptions: ParsableArguments {
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         if checkpointEvery != nil && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint DIR") }
+        if let checkpoint {
+            // Both folders are replaced as a whole (atomic rename), so neither may be, hold or lie in the other.
+            let c = Self.canonicalPath(checkpoint), o = Self.canonicalPath(out)
+            if c == o {
+                throw ValidationError("--checkpoint \(checkpoint) and --out \(out) are the same folder; give two different folders")
+            }
+            if c.hasPrefix(o.hasSuffix("/") ? o : o + "/") || o.hasPrefix(c.hasSuffix("/") ? c : c + "/") {
+                throw ValidationError("--checkpoint \(checkpoint) and --out \(out): one folder lies inside the other; give two separate folders")
+            }
+        }
+    }
+
+    /// `path` absolute, without `.`/`..` components, symbolic links resolved (as far as the path exists).
+    static func canonicalPath(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
     /// `LO...HI` (or `LO..HI`, `LO-HI`) → `LO...HI`.
@@ -117,9 +136,10 @@ struct TrainingRunOptions: ParsableArguments {
                                            batchSize: batchSize, context: context)
         var report = TrainingReport(task: task, result: result, n: evaluationDrop, metrics: metrics)
         report.problemType = problemType.rawValue
-        report.examplesPerStep = batchSize * gradAccumulation
+        let (examplesPerStep, overflow) = batchSize.multipliedReportingOverflow(by: gradAccumulation)
+        report.examplesPerStep = overflow ? Int.max : examplesPerStep
         let reportData = try report.encoded(pretty: true)
-        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out)) { folder in
+        try publishOutputFolder(out, overwrite: overwrite) { folder in
             try save(result, folder)
             try reportData.write(to: folder.appendingPathComponent("training_result.json"), options: .atomic)
         }
@@ -139,6 +159,18 @@ func checkOutputFolder(_ out: String, overwrite: Bool) throws {
     guard isDirectory.boolValue else { throw CLIError("--out \(out): exists and is not a folder") }
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
     if !entries.isEmpty && !overwrite { throw CLIError("--out \(out): folder is not empty (pass --overwrite to replace it)") }
+}
+
+/// Writes the `--out` folder `out` atomically at the end of a command (`TrainerCheckpoint.writeFolderAtomically`).
+/// Without `overwrite` it never replaces a non-empty folder, so when another process published `out` after
+/// `checkOutputFolder` passed, this run fails instead of silently replacing that result (or being replaced).
+/// - Throws: `CLIError` naming `--out` for such a folder; the other errors of `writeFolderAtomically`.
+func publishOutputFolder(_ out: String, overwrite: Bool, write: (URL) throws -> Void) throws {
+    do {
+        try TrainerCheckpoint.writeFolderAtomically(URL(fileURLWithPath: out), replacing: overwrite, write: write)
+    } catch TrainingError.folderExists {
+        throw CLIError("--out \(out): the folder was filled by another process meanwhile; nothing was written (pass --overwrite to replace it)")
+    }
 }
 
 /// Rejects, before training, a batch × sequence whose training `MemoryEstimate` exceeds the limit.
@@ -399,6 +431,12 @@ struct Fuse: ParsableCommand {
         let context = runtime.context()
         let tokenizer = try PretrainedModel.loadTokenizer(at: try model.folder())
         var adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: adapters.folders)
+        if adapterModel.heads[task] != nil {
+            // The fusion's head would replace the adapter's head of the same name (in this model and in `predict`).
+            let owner = adapters.folders.first { (try? adapterName(inFolder: $0)) == task }
+            throw CLIError("--task \(task) collides with the head \"\(task)\" of " + (owner.map { "--adapter \($0)" } ?? "an --adapter folder")
+                           + "; give the fusion's head another name")
+        }
         let encoder = adapterModel.encoder
         // The adapters in the order given (folder → the adapter it holds).
         var members: [BottleneckAdapter] = []
@@ -525,19 +563,21 @@ enum JSONValue: Encodable {
 /// Throws a one-line `CLIError` unless something can be created next to `path`: the nearest existing ancestor of
 /// its parent folder is a folder in which a probe folder can be created (and is removed again). A probe rather than
 /// `access(2)`: root passes `access` on read-only places such as /proc.
-func checkParentWritable(_ path: String, option: String) throws {
+/// `shown` is the path the message names (default `path`).
+func checkParentWritable(_ path: String, option: String, shown: String? = nil) throws {
+    let shown = shown ?? path
     let fm = FileManager.default
     var ancestor = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
     var isDirectory: ObjCBool = false
     while !fm.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) && ancestor.path != "/" {
         ancestor = ancestor.deletingLastPathComponent()
     }
-    guard isDirectory.boolValue else { throw CLIError("\(option) \(path): \(ancestor.path) is not a folder") }
+    guard isDirectory.boolValue else { throw CLIError("\(option) \(shown): \(ancestor.path) is not a folder") }
     let probe = ancestor.appendingPathComponent(".adapterdrop-probe-\(getpid())-\(UUID().uuidString)")
     do {
         try fm.createDirectory(at: probe, withIntermediateDirectories: false)
         try? fm.removeItem(at: probe)
     } catch {
-        throw CLIError("\(option) \(path): cannot write in \(ancestor.path): \(ioErrorReason(error))")
+        throw CLIError("\(option) \(shown): cannot write in \(ancestor.path): \(ioErrorReason(error))")
     }
 }

@@ -32,6 +32,9 @@ public enum AdapterError: Error, Equatable, Sendable {
     case unknownFusion(String)
     /// No head of this name is loaded.
     case unknownHead(String)
+    /// Loading `file` would add a head named `name`, but a head of that name is already loaded (from the file
+    /// `existing`, when it was loaded from one). Heads are looked up by name, so one would silently replace the other.
+    case duplicateHead(name: String, file: String, existing: String?)
     /// The adapters of a fusion disagree on a location flag (`mh_adapter` / `output_adapter`), as the
     /// reference's `common_config_value` refuses.
     case fusionConfigMismatch(fusion: String, key: String, adapters: [String])
@@ -73,6 +76,9 @@ extension AdapterError: CustomStringConvertible {
         case let .duplicateAdapter(name): return "an adapter named \"\(name)\" already exists"
         case let .unknownFusion(name): return "no AdapterFusion named \"\(name)\""
         case let .unknownHead(name): return "no prediction head named \"\(name)\""
+        case let .duplicateHead(name, file, existing):
+            return "\(file): a prediction head named \"\(name)\" is already loaded" + (existing.map { " from \($0)" } ?? "")
+                + "; two heads may not share a name"
         case let .fusionConfigMismatch(fusion, key, adapters):
             return "AdapterFusion \"\(fusion)\": adapters \(adapters) must define the same value for config attribute \(key)"
         case let .fusionAdapterMismatch(fusion, reason): return "AdapterFusion \"\(fusion)\": \(reason)"

@@ -42,6 +42,8 @@ public struct AdapterModel: Sendable {
     public private(set) var fusions: [String: AdapterFusion] = [:]
     /// Prediction heads by name.
     public private(set) var heads: [String: PredictionHead] = [:]
+    /// The `head_config.json` each loaded head came from (for `AdapterError.duplicateHead`).
+    private var headFiles: [String: String] = [:]
 
     /// A model without adapters or heads.
     public init(encoder: BertEncoder, modelName: String = "") {
@@ -118,19 +120,24 @@ public struct AdapterModel: Sendable {
     }
 
     /// Adds (or replaces) a head.
-    public mutating func addHead(_ head: PredictionHead) { heads[head.name] = head }
+    public mutating func addHead(_ head: PredictionHead) {
+        heads[head.name] = head
+        headFiles[head.name] = nil
+    }
 
     /// Removes a head.
     /// - Throws: `AdapterError.unknownHead`.
     public mutating func removeHead(_ name: String) throws {
         guard heads.removeValue(forKey: name) != nil else { throw AdapterError.unknownHead(name) }
+        headFiles[name] = nil
     }
 
     // MARK: - Files
 
     /// Loads an adapter folder (and its head, if `head_config.json` is there and `withHead`).
     /// - Returns: the adapter's name.
-    /// - Throws: see `BottleneckAdapter.init(folder:model:loadAs:leaveOut:)`, `.duplicateAdapter`.
+    /// - Throws: see `BottleneckAdapter.init(folder:model:loadAs:leaveOut:)`, `.duplicateAdapter`, `.duplicateHead`
+    ///   (nothing is added then).
     @discardableResult
     public mutating func loadAdapter(from folder: URL, loadAs: String? = nil, leaveOut: [Int]? = nil, withHead: Bool = true) throws -> String {
         let adapter = try BottleneckAdapter(folder: folder, model: modelDescription, loadAs: loadAs, leaveOut: leaveOut)
@@ -138,17 +145,35 @@ public struct AdapterModel: Sendable {
         if withHead, FileManager.default.fileExists(atPath: folder.appendingPathComponent(AdapterFiles.headConfig).path) {
             head = try PredictionHead(folder: folder, model: modelDescription, loadAs: loadAs)
         }
+        let headFile = folder.appendingPathComponent(AdapterFiles.headConfig).path
+        if let head, heads[head.name] != nil, adapters[adapter.name] == nil {
+            throw AdapterError.duplicateHead(name: head.name, file: headFile, existing: headFiles[head.name])
+        }
         try addAdapter(adapter)
-        if let head { addHead(head) }
+        if let head {
+            addHead(head)
+            headFiles[head.name] = headFile
+        }
         return adapter.name
     }
 
     /// Loads a head folder.
     /// - Returns: the head's name.
+    /// - Throws: `PredictionHead.init(folder:model:loadAs:)`'s errors; `AdapterError.duplicateHead` when a head of
+    ///   that name is already loaded from another file or added in code (use `loadAs`, or `removeHead` first, to
+    ///   replace it on purpose). Loading the same folder again keeps the loaded head.
     @discardableResult
     public mutating func loadHead(from folder: URL, loadAs: String? = nil) throws -> String {
         let head = try PredictionHead(folder: folder, model: modelDescription, loadAs: loadAs)
+        let headFile = folder.appendingPathComponent(AdapterFiles.headConfig).path
+        if heads[head.name] != nil {
+            // The same folder again (e.g. a fusion folder given as --fusion and --head-folder): nothing changes.
+            func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+            if let existing = headFiles[head.name], canonical(existing) == canonical(headFile) { return head.name }
+            throw AdapterError.duplicateHead(name: head.name, file: headFile, existing: headFiles[head.name])
+        }
         addHead(head)
+        headFiles[head.name] = headFile
         return head.name
     }
 

@@ -56,6 +56,11 @@ public struct AdapterTrainingOptions: Sendable {
     /// Defaults as listed.
     public init() {}
 
+    /// The most optimizer steps one run may have (`epochs` × steps per epoch). Each step adds ~63 bytes to a
+    /// checkpoint's `trainer_state.json` (four pretty-printed histories), which is read back with a 256 MiB limit
+    /// (~4 M steps); half of that leaves a margin. It also keeps every step count far from `Int` overflow.
+    public static let maximumTotalSteps = 2_000_000
+
     /// Throws for an option out of range.
     /// - Throws: `TrainingError.invalidOption` naming the option.
     public func validate() throws {
@@ -65,6 +70,9 @@ public struct AdapterTrainingOptions: Sendable {
         if batchSize < 1 { throw fail("batch_size", batchSize, "must be ≥ 1") }
         if gradientAccumulationSteps < 1 { throw fail("gradient_accumulation_steps", gradientAccumulationSteps, "must be ≥ 1") }
         if epochs < 1 { throw fail("epochs", epochs, "must be ≥ 1") }
+        if epochs > Self.maximumTotalSteps {
+            throw fail("epochs", epochs, "must be ≤ \(Self.maximumTotalSteps) (the limit on optimizer steps of a run)")
+        }
         if !learningRate.isFinite || learningRate < 0 { throw fail("learning_rate", learningRate, "must be finite and ≥ 0") }
         if warmupSteps < 0 { throw fail("warmup_steps", warmupSteps, "must be ≥ 0") }
         if !weightDecay.isFinite || weightDecay < 0 { throw fail("weight_decay", weightDecay, "must be finite and ≥ 0") }
@@ -308,9 +316,17 @@ public final class AdapterTrainer {
             try t.validate(head: h.name, kind: kinds[i], numLabels: h.config.numLabels, count: dataset.count)
             headTargets.append(t)
         }
-        let examplesPerStep = options.batchSize * options.gradientAccumulationSteps
-        let stepsPerEpoch = (dataset.count + examplesPerStep - 1) / examplesPerStep
-        let total = stepsPerEpoch * options.epochs
+        // Overflow-free: a product beyond Int means one step takes the whole dataset.
+        let (product, overflow) = options.batchSize.multipliedReportingOverflow(by: options.gradientAccumulationSteps)
+        let examplesPerStep = overflow ? Int.max : product
+        let stepsPerEpoch = (dataset.count - 1) / examplesPerStep + 1
+        let (total, tooMany) = stepsPerEpoch.multipliedReportingOverflow(by: options.epochs)
+        if tooMany || total > AdapterTrainingOptions.maximumTotalSteps {
+            throw TrainingError.invalidOption(
+                key: "epochs", value: "\(options.epochs)",
+                reason: "\(options.epochs) epochs × \(stepsPerEpoch) optimizer steps per epoch exceed the limit of "
+                    + "\(AdapterTrainingOptions.maximumTotalSteps) optimizer steps of a run")
+        }
         let schedule = LinearWarmupSchedule(baseLearningRate: options.learningRate, warmupSteps: options.warmupSteps,
                                             totalSteps: max(total, 1))
         var sampler = AdapterDropSampler(policy: options.policy, numberOfLayers: L, seed: options.seed)
@@ -321,7 +337,8 @@ public final class AdapterTrainer {
                         weightDecayOverrides: parameterNames.filter { $0.hasSuffix(".bias") }.reduce(into: [:]) { $0[$1] = 0 }))
         let identity = TrainerCheckpoint.Identity(options: options, numberOfLayers: L, datasetCount: dataset.count,
                                                   stepsPerEpoch: stepsPerEpoch, parameterNames: parameterNames,
-                                                  heads: headModules.map(\.name))
+                                                  heads: headModules.map(\.name),
+                                                  dataHash: TrainerCheckpoint.dataHash(dataset, targets: headTargets))
         if let checkpoint {
             let restored = try TrainerCheckpoint.load(from: checkpoint, identity: identity, parameters: allParameters)
             setAllParameters(restored.parameters)

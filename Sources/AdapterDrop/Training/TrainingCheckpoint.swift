@@ -42,9 +42,14 @@ public enum TrainerCheckpoint {
         var gradientAccumulationSteps: Int?
         var numberOfLayers: Int, datasetCount: Int, stepsPerEpoch: Int
         var parameterNames: [String], heads: [String]
+        /// `TrainerCheckpoint.dataHash` of the training examples and targets (hex). Absent in checkpoints written
+        /// before it existed: such a checkpoint resumes with any data of the same size (only `datasetCount` is
+        /// compared), as before.
+        var dataHash: String?
 
         init(options: AdapterTrainingOptions, numberOfLayers: Int, datasetCount: Int, stepsPerEpoch: Int,
-             parameterNames: [String], heads: [String]) {
+             parameterNames: [String], heads: [String], dataHash: String? = nil) {
+            self.dataHash = dataHash
             batchSize = options.batchSize; epochs = options.epochs; learningRate = options.learningRate
             warmupSteps = options.warmupSteps; weightDecay = options.weightDecay
             maxGradientNorm = options.maxGradientNorm; policy = "\(options.policy)"; seed = String(options.seed)
@@ -71,6 +76,9 @@ public enum TrainerCheckpoint {
                 ("heads", heads.joined(separator: ","), other.heads.joined(separator: ",")),
             ]
             if let d = pairs.first(where: { $0.1 != $0.2 }) { return d }
+            if let mine = dataHash, let saved = other.dataHash, mine != saved {
+                return ("training data (FNV-1a hash of the examples and labels; same size, different content)", mine, saved)
+            }
             if parameterNames != other.parameterNames {
                 let missing = Set(parameterNames).subtracting(other.parameterNames).sorted().first
                 let extra = Set(other.parameterNames).subtracting(parameterNames).sorted().first
@@ -79,6 +87,38 @@ public enum TrainerCheckpoint {
             }
             return nil
         }
+    }
+
+    /// A 64-bit FNV-1a hash (16 hex digits) of the training data a checkpoint was made with: the dataset's label
+    /// names and every example (text, text pair, label index, in order) and each head's targets (kind and values as
+    /// fp32 bit patterns), each field length-prefixed. Not cryptographic: it catches resuming on other data by mistake.
+    static func dataHash(_ dataset: TextClassificationDataset, targets: [TrainingTargets]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func byte(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        func int(_ v: Int) { var x = UInt64(bitPattern: Int64(v)); for _ in 0..<8 { byte(UInt8(truncatingIfNeeded: x)); x >>= 8 } }
+        func string(_ t: String) { int(t.utf8.count); for b in t.utf8 { byte(b) } }
+        int(dataset.labels.count)
+        for l in dataset.labels { string(l) }
+        int(dataset.count)
+        for e in dataset.examples {
+            string(e.text)
+            if let pair = e.textPair { byte(1); string(pair) } else { byte(0) }
+            int(e.label)
+        }
+        int(targets.count)
+        let all = Array(0..<dataset.count)
+        for t in targets {
+            switch t {
+            case .classes: byte(0)
+            case .values: byte(1)
+            case .multiLabel: byte(2)
+            }
+            let floats = t.floats(at: all)
+            int(floats.count)
+            for f in floats { int(Int(f.bitPattern)) }
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     struct State: Codable {
@@ -210,19 +250,33 @@ public enum TrainerCheckpoint {
     /// kernels) the old folder is first renamed to `.{name}.old-{pid}` (a crash between the two renames leaves
     /// the old checkpoint there, complete). Leftover temporary folders are removed on the next save.
     /// Used for checkpoints and for the CLI's `--out` folders (nothing half-written there).
-    /// - Throws: `TrainingError.checkpointWriteFailed`, or what `write` throws; `folder` is then unchanged.
-    public static func writeFolderAtomically(_ folder: URL, write: (URL) throws -> Void) throws {
+    ///
+    /// With `replacing: false` (an output folder the user did not allow to be replaced) the content is put in place
+    /// only if `folder` is missing or empty at that moment: a plain `rename(2)` of the temporary folder, which the
+    /// kernel refuses atomically when the target is a non-empty folder. So of two processes publishing the same
+    /// new folder, the second fails with `TrainingError.folderExists` instead of silently replacing the first.
+    /// - Throws: `TrainingError.checkpointWriteFailed`, `.folderExists` (only with `replacing: false`, also
+    ///   before `write` runs when `folder` is already non-empty), or what `write` throws; `folder` is then unchanged.
+    public static func writeFolderAtomically(_ folder: URL, replacing: Bool = true, write: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let parent = folder.deletingLastPathComponent(), name = folder.lastPathComponent
         func fail(_ reason: String) -> TrainingError { .checkpointWriteFailed(path: folder.path, reason: reason) }
         do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch { throw fail(ioErrorReason(error)) }
         var isDirectory: ObjCBool = false
-        if fm.fileExists(atPath: folder.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-            throw fail("exists and is not a folder")
+        if fm.fileExists(atPath: folder.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw fail("exists and is not a folder") }
+            if !replacing, let entries = try? fm.contentsOfDirectory(atPath: folder.path), !entries.isEmpty {
+                throw TrainingError.folderExists(path: folder.path)
+            }
         }
-        // Remove temporary folders of earlier writers that died before their rename.
+        // Remove temporary folders of earlier writers that died before their rename (not those of live writers:
+        // another process may be writing the same folder right now).
         if let siblings = try? fm.contentsOfDirectory(atPath: parent.path) {
-            for s in siblings where s.hasPrefix(".\(name).tmp-") { try? fm.removeItem(at: parent.appendingPathComponent(s)) }
+            let prefix = ".\(name).tmp-"
+            for s in siblings where s.hasPrefix(prefix) {
+                if let pid = Int32(s.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) == 0 || errno != ESRCH { continue }
+                try? fm.removeItem(at: parent.appendingPathComponent(s))
+            }
         }
         let temporary = parent.appendingPathComponent(".\(name).tmp-\(getpid())")
         do { try fm.createDirectory(at: temporary, withIntermediateDirectories: false) } catch { throw fail(ioErrorReason(error)) }
@@ -230,6 +284,17 @@ public enum TrainerCheckpoint {
         defer { if !placed { try? fm.removeItem(at: temporary) } }
         try write(temporary)
         syncDirectory(temporary.path)
+        if !replacing {
+            // rename(2) replaces a missing or empty folder, never a non-empty one (ENOTEMPTY/EEXIST).
+            guard rename(temporary.path, folder.path) == 0 else {
+                let code = errno
+                if code == ENOTEMPTY || code == EEXIST { throw TrainingError.folderExists(path: folder.path) }
+                throw fail("rename: \(String(cString: strerror(code)))")
+            }
+            placed = true
+            syncDirectory(parent.path)
+            return
+        }
         if fm.fileExists(atPath: folder.path) {
             if exchange(temporary.path, folder.path) {
                 placed = true

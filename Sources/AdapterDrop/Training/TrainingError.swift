@@ -30,6 +30,10 @@ public enum TrainingError: Error, Equatable, Sendable {
     case checkpointMismatch(file: String, key: String, expected: String, found: String)
     /// Writing a checkpoint failed; `path` is the folder, nothing was replaced.
     case checkpointWriteFailed(path: String, reason: String)
+    /// A folder written without replacing (`TrainerCheckpoint.writeFolderAtomically(_:replacing: false, …)`) was
+    /// found not empty when the new content was to be put in place (e.g. another process published it
+    /// meanwhile); `path` is the folder, which is left as it is.
+    case folderExists(path: String)
 }
 
 extension TrainingError: CustomStringConvertible {
@@ -60,6 +64,8 @@ extension TrainingError: CustomStringConvertible {
             return "\(file): checkpoint \(key) is \(found), this run has \(expected)"
         case let .checkpointWriteFailed(path, reason):
             return "\(path): cannot write checkpoint: \(reason)"
+        case let .folderExists(path):
+            return "\(path): the folder is not empty (written by another process meanwhile?); it was not replaced"
         }
     }
 }

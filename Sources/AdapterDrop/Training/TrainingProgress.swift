@@ -72,7 +72,7 @@ public final class ConsoleTrainingProgress: TrainingProgressReporter {
     /// The text of one event (without bar): `step 12/120 epoch 1 n=3 loss 0.6931 (avg20 0.7012) 45.2 ex/s ETA 0:35`.
     public func line(_ e: TrainingProgressEvent) -> String {
         let mean = recent.isEmpty ? e.loss : recent.reduce(0, +) / Float(recent.count)
-        var text = String(format: "step %d/%d epoch %d n=%d loss %.4f (avg%d %.4f) %.1f ex/s",
+        var text = String(format: "step %ld/%ld epoch %ld n=%ld loss %.4f (avg%ld %.4f) %.1f ex/s",
                           e.step, e.totalSteps, e.epoch + 1, e.droppedLayers, Double(e.loss), recent.count, Double(mean),
                           e.examplesPerSecond) + " ETA " + Self.clock(e.etaSeconds)
         if e.skippedSteps > 0 { text += " skipped \(e.skippedSteps)" }

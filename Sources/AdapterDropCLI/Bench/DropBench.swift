@@ -42,6 +42,8 @@ struct DropBenchCommand: ParsableCommand {
             guard let lo = Int(t[..<r.lowerBound]), let hi = Int(t[r.upperBound...]), lo <= hi else {
                 throw ValidationError("\(option): expected LO..HI with LO <= HI, got \(text)")
             }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            guard !overflow, span < 4096 else { throw ValidationError("\(option) \(text): at most 4096 values") }
             return Array(lo...hi)
         }
         let values = t.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -73,6 +75,8 @@ struct DropBenchCommand: ParsableCommand {
         let taskCounts = try Self.parseList(tasks, option: "--tasks")
         let requested = try Self.parseList(drop, option: "--drop")
         let drops = Array(Set(requested + [0])).sorted()
+        // Parallel(N tasks) runs N copies of the batch above the dropped layers.
+        try runtime.checkInferenceMemory(config: c, batch: batch, sequenceLength: seq, replicas: taskCounts.max() ?? 1)
         let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42), prepackWeights: prepack)
         var model = AdapterModel(encoder: encoder, modelName: shape.config)
         let maxTasks = taskCounts.max() ?? 1

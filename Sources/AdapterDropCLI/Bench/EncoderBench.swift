@@ -56,6 +56,7 @@ struct EncoderBenchCommand: ParsableCommand {
         }
         guard batch >= 1, seq >= 1 else { throw ValidationError("--batch and --seq must be at least 1") }
         guard repetitions >= 1, warmup >= 0 else { throw ValidationError("--repetitions must be ≥ 1, --warmup ≥ 0") }
+        if let dumpOutput { try checkWritableFile(dumpOutput, option: "--dump-output") }
     }
 
     func run() throws {
@@ -76,6 +77,7 @@ struct EncoderBenchCommand: ParsableCommand {
         guard seq <= encoder.maximumSequenceLength else {
             throw ValidationError("--seq \(seq) exceeds the model's maximum \(encoder.maximumSequenceLength)")
         }
+        try runtime.checkInferenceMemory(config: encoder.config, batch: batch, sequenceLength: seq)
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: encoder.config.vocabSize)
         let context = runtime.context()
         let loadPeak = EncoderBench.residentHighWaterMiB()

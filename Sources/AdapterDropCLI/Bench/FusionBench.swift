@@ -49,6 +49,7 @@ struct FusionBenchCommand: ParsableCommand {
         warnIfDebugBuild()
         let c = try shape.validatedConfig(), seq = shape.seq
         let drops = try DropBenchCommand.parseList(drop, option: "--drop")
+        try runtime.checkInferenceMemory(config: c, batch: batch, sequenceLength: seq)
         let encoder = try BertEncoder(config: c, weights: EncoderBench.randomWeights(c, seed: 42))
         var model = AdapterModel(encoder: encoder, modelName: shape.config)
         let names = (0..<adapters).map { "task\($0)" }

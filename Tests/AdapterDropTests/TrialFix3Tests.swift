@@ -1,0 +1,293 @@
+// Trial 3 defects D4–D11 (/work/notes/trial3.md): every bad input fails with one plain line naming the option,
+// file or value — no trap, no hang, no silently lost or wrong result. CLI cases run the built binary
+// (TrainCommandTests' helpers); library cases call the API directly.
+import AdapterCore
+@testable import AdapterDrop
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct TrialFix3Tests {
+    typealias CLI = TrainCommandTests
+
+    static func oneErrorLine(_ r: TrainCommandTests.Run) -> Bool { TrialFixCLITests.oneErrorLine(r) }
+
+    /// No trap, no abort: a plain failure exit (1 for ArgumentParser errors, 64 for validation), never a signal.
+    static func failedPlainly(_ r: TrainCommandTests.Run) -> Bool {
+        r.status != 0 && r.status < 128 && !r.stderr.contains("runtime failure") && !r.stderr.contains("Fatal error")
+            && !r.stderr.contains("crashed")
+    }
+
+    // MARK: D4 — epochs × steps bounded, 64-bit counts
+
+    /// `--epochs Int.max` is refused by validation, and `--epochs 1000000` (4 steps an epoch → 4·10⁶ steps, above
+    /// the 2·10⁶ limit) by the trainer before the first step, each in one line naming epochs.
+    @Test func hugeEpochsAreRefused() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let common = ["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t",
+                      "--batch-size", "16", "--threads", "1", "--out", p("o")]
+        let max = try CLI.run(common + ["--epochs", "9223372036854775807"])
+        #expect(Self.failedPlainly(max) && max.stderr.contains("--epochs 9223372036854775807: at most 2000000"), "\(max.stderr)")
+        #expect(Self.oneErrorLine(max), "\(max.stderr)")
+        let steps = try CLI.run(common + ["--epochs", "1000000"])
+        #expect(Self.failedPlainly(steps), "\(steps.stderr)")
+        #expect(steps.stderr.contains("epochs = 1000000") && steps.stderr.contains("1000000 epochs × 4 optimizer steps per epoch exceed the limit of 2000000"),
+                "\(steps.stderr)")
+        #expect(!steps.stderr.contains("step 1/"), "trained before failing: \(steps.stderr)")
+        #expect(Self.oneErrorLine(steps), "\(steps.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("o")))
+    }
+
+    /// The library refuses the same run (an overflowing product included) with `TrainingError.invalidOption`.
+    @Test func trainerBoundsTotalSteps() throws {
+        let encoder = try BertEncoder(modelFolder: fixtureURL("tiny-bert"))
+        let data = AdapterTrainingTrainerTests.syntheticTask(count: 8, seed: 1)
+        for (epochs, batch, accumulation) in [(Int.max, 1, 1), (2_000_001, 8, 1), (3, Int.max, 2)] {
+            var o = AdapterTrainingOptions()
+            o.epochs = epochs
+            o.batchSize = batch
+            o.gradientAccumulationSteps = accumulation
+            let adapter = try BottleneckAdapter(name: "a", config: .preset("seq_bn"), hiddenSize: encoder.config.hiddenSize,
+                                                numLayers: encoder.config.numHiddenLayers, seed: 1)
+            let head = PredictionHead(name: "a", config: .classification(numLabels: 2), hiddenSize: encoder.config.hiddenSize, seed: 2)
+            func run() throws {
+                let trainer = try AdapterTrainer(encoder: encoder, adapter: adapter, head: head, options: o) { _ in
+                    if epochs != 3 { Issue.record("a batch was encoded") }
+                    throw CocoaError(.featureUnsupported)
+                }
+                _ = try trainer.train(on: data, context: ComputeContext(threads: 1))
+            }
+            if epochs == 3 {
+                // An overflowing batch × accumulation is one step an epoch: 3 steps, allowed (then fails encoding).
+                #expect(throws: CocoaError.self) { try run() }
+                continue
+            }
+            // Int.max: refused by the options' validation (trainer init); 2_000_001 × 1: by train().
+            #expect {
+                try run()
+            } throws: { error in
+                guard case let TrainingError.invalidOption(key, value, _) = error else { return false }
+                return key == "epochs" && value == "\(epochs)"
+            }
+        }
+    }
+
+    /// The progress line prints 64-bit step counts in full (it printed 3·10¹² mod 2³²).
+    @Test func progressLineKeepsSixtyFourBitCounts() {
+        let progress = ConsoleTrainingProgress(isTerminal: false)
+        let e = TrainingProgressEvent(step: 10, totalSteps: 3_000_000_000_000, epoch: 5_000_000_000, loss: 0.5, droppedLayers: 0,
+                                      examplesPerSecond: 1, elapsedSeconds: 1, etaSeconds: 1, skippedSteps: 0)
+        let line = progress.line(e)
+        #expect(line.hasPrefix("step 10/3000000000000 epoch 5000000001 "), "\(line)")
+    }
+
+    // MARK: D5 — publishing --out never replaces a folder another process filled meanwhile
+
+    /// `replacing: false`: a folder that became non-empty while the content was being written is left as it is
+    /// (`TrainingError.folderExists`), the temporary folder is removed; a missing or empty folder is filled.
+    @Test func publishDoesNotReplaceAFolderFilledMeanwhile() throws {
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("trialfix3-publish-\(UUID().uuidString)")
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: root) }
+        let out = root.appendingPathComponent("out")
+        #expect(throws: TrainingError.folderExists(path: out.path)) {
+            try TrainerCheckpoint.writeFolderAtomically(out, replacing: false) { temporary in
+                try Data("mine".utf8).write(to: temporary.appendingPathComponent("result.txt"))
+                // Another run publishes the same folder before this one renames its result into place.
+                try fm.createDirectory(at: out, withIntermediateDirectories: false)
+                try Data("theirs".utf8).write(to: out.appendingPathComponent("result.txt"))
+            }
+        }
+        #expect(try String(contentsOf: out.appendingPathComponent("result.txt"), encoding: .utf8) == "theirs")
+        #expect(try fm.contentsOfDirectory(atPath: root.path) == ["out"])
+        // Already non-empty at the start: refused before `write` runs.
+        #expect(throws: TrainingError.folderExists(path: out.path)) {
+            try TrainerCheckpoint.writeFolderAtomically(out, replacing: false) { _ in Issue.record("write ran") }
+        }
+        // Missing and empty folders are filled; replacing: true (--overwrite) still replaces.
+        let empty = root.appendingPathComponent("empty")
+        try fm.createDirectory(at: empty, withIntermediateDirectories: false)
+        for folder in [root.appendingPathComponent("new"), empty] {
+            try TrainerCheckpoint.writeFolderAtomically(folder, replacing: false) { t in
+                try Data("x".utf8).write(to: t.appendingPathComponent("f"))
+            }
+            #expect(try fm.contentsOfDirectory(atPath: folder.path) == ["f"])
+        }
+        try TrainerCheckpoint.writeFolderAtomically(out) { t in try Data("new".utf8).write(to: t.appendingPathComponent("g")) }
+        #expect(try fm.contentsOfDirectory(atPath: out.path) == ["g"])
+    }
+
+    /// A save leaves the temporary folder of a live writer of the same folder alone (pid 1 is always alive) and
+    /// removes one of a dead writer.
+    @Test func liveWritersTemporaryFolderSurvives() throws {
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("trialfix3-tmp-\(UUID().uuidString)")
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: root) }
+        let live = root.appendingPathComponent(".out.tmp-1"), dead = root.appendingPathComponent(".out.tmp-2147483646")
+        for f in [live, dead] { try fm.createDirectory(at: f, withIntermediateDirectories: false) }
+        try TrainerCheckpoint.writeFolderAtomically(root.appendingPathComponent("out")) { t in
+            try Data("x".utf8).write(to: t.appendingPathComponent("f"))
+        }
+        #expect(fm.fileExists(atPath: live.path))
+        #expect(!fm.fileExists(atPath: dead.path))
+    }
+
+    // MARK: D6 — --resume checks the data's content
+
+    /// A checkpoint resumes with the same data, and refuses other data of the same size in one line; the hash
+    /// is stored in trainer_state.json.
+    @Test func resumeRefusesOtherDataOfTheSameSize() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        // Same lines and labels, one word changed everywhere.
+        let text = try String(contentsOfFile: p("train.jsonl"), encoding: .utf8)
+        try text.replacingOccurrences(of: "w60", with: "w70").write(toFile: p("other.jsonl"), atomically: true, encoding: .utf8)
+        let common = ["train", "--model", p("model"), "--dev", p("dev.jsonl"), "--task", "t", "--epochs", "2", "--batch-size", "16",
+                      "--threads", "1"]
+        let first = try CLI.run(common + ["--train", p("train.jsonl"), "--checkpoint", p("ck"), "--out", p("o1")])
+        #expect(first.status == 0, "\(first.stderr)")
+        let state = try String(contentsOfFile: p("ck/trainer_state.json"), encoding: .utf8)
+        #expect(state.contains("\"dataHash\""), "\(state.prefix(400))")
+        let other = try CLI.run(common + ["--train", p("other.jsonl"), "--resume", p("ck"), "--out", p("o2")])
+        #expect(Self.failedPlainly(other) && other.stderr.contains("trainer_state.json: checkpoint training data"), "\(other.stderr)")
+        #expect(Self.oneErrorLine(other), "\(other.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("o2")))
+        let same = try CLI.run(common + ["--train", p("train.jsonl"), "--resume", p("ck"), "--out", p("o3")])
+        #expect(same.status == 0, "\(same.stderr)")
+    }
+
+    /// The hash covers texts, pairs, labels and targets.
+    @Test func dataHashSeesEveryField() {
+        let base = TextClassificationDataset(labels: ["n", "p"], examples: [TextExample(text: "a b", label: 0),
+                                                                             TextExample(text: "c", textPair: "d", label: 1)], source: "x")
+        let h = TrainerCheckpoint.dataHash(base, targets: [.classes([0, 1])])
+        #expect(h.count == 16 && h == TrainerCheckpoint.dataHash(base, targets: [.classes([0, 1])]))
+        var text = base
+        text.examples[0].text = "a c"
+        var pair = base
+        pair.examples[1].textPair = nil
+        var labels = base
+        labels.labels = ["n", "q"]
+        for d in [text, pair, labels] { #expect(TrainerCheckpoint.dataHash(d, targets: [.classes([0, 1])]) != h) }
+        #expect(TrainerCheckpoint.dataHash(base, targets: [.values([0, 1])]) != h)
+        #expect(TrainerCheckpoint.dataHash(base, targets: [.classes([1, 0])]) != h)
+    }
+
+    // MARK: D7 — --checkpoint and --out are separate folders
+
+    @Test func checkpointMustDifferFromOut() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let common = ["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t",
+                      "--epochs", "1", "--threads", "1", "--checkpoint-every", "1"]
+        for (checkpoint, out, message) in [(p("same"), p("same"), "are the same folder"), (p("x/../same"), p("same/"), "are the same folder"),
+                                           (p("o/ck"), p("o"), "one folder lies inside the other"),
+                                           (p("ck"), p("ck/out"), "one folder lies inside the other")] {
+            let r = try CLI.run(common + ["--checkpoint", checkpoint, "--out", out])
+            #expect(Self.failedPlainly(r) && r.stderr.contains("--checkpoint \(checkpoint) and --out \(out)") && r.stderr.contains(message),
+                    "\(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).sorted() == ["dev.jsonl", "model", "train.jsonl"])
+    }
+
+    // MARK: D8 — bench commands check the memory estimate
+
+    @Test func benchRefusesBatchesAboveTheMemoryLimit() throws {
+        for command in [["bench", "encoder", "--config", "minilm"], ["bench", "drop", "--config", "minilm", "--tasks", "1", "--drop", "0"],
+                        ["bench", "fusion", "--config", "minilm", "--adapters", "2"]] {
+            let r = try CLI.run(command + ["--batch", "100000", "--seq", "512", "--repetitions", "1", "--threads", "1", "--memory-limit", "8G"])
+            #expect(Self.failedPlainly(r) && r.stderr.contains("estimated memory") && r.stderr.contains("exceeds the limit"), "\(command): \(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
+
+    /// A --drop/--tasks range of 10¹⁸ values is refused instead of materialised.
+    @Test func benchRangeListsAreBounded() throws {
+        let r = try CLI.run(["bench", "drop", "--config", "minilm", "--tasks", "1..1000000000000000000", "--threads", "1"])
+        #expect(Self.failedPlainly(r) && r.stderr.contains("--tasks 1..1000000000000000000: at most 4096 values"), "\(r.stderr)")
+    }
+
+    // MARK: D9 — output paths are checked before the work
+
+    @Test func unwritableOutputsFailUpFront() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        try FileManager.default.createDirectory(atPath: p("data/t"), withIntermediateDirectories: true)
+        let demo = try CLI.run(["demo", "--quick", "--model", p("model"), "--data", p("data"), "--tasks", "t", "--results", "/proc/adapterdrop-x",
+                                "--threads", "1", "--no-plots"])
+        #expect(Self.failedPlainly(demo) && demo.stderr.contains("--results /proc/adapterdrop-x: cannot write in /proc"), "\(demo.stderr)")
+        #expect(!demo.stderr.contains("Step 1") && Self.oneErrorLine(demo), "\(demo.stderr)")
+        for option in ["--json", "--dump-output"] {
+            let r = try CLI.run(["bench", "encoder", "--config", "minilm", "--batch", "1", "--seq", "8", "--repetitions", "1", "--warmup", "0",
+                                 "--threads", "1", option, "/proc/adapterdrop-x.out"])
+            #expect(Self.failedPlainly(r) && r.stderr.contains("\(option) /proc/adapterdrop-x.out: folder /proc is not writable"), "\(r.stderr)")
+            #expect(!r.stdout.contains("ms/batch") && !r.stdout.contains("model:"), "timed before failing: \(r.stdout)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
+
+    // MARK: D10 — bench kernels --seconds bounded
+
+    @Test func kernelSecondsAreBounded() throws {
+        for seconds in ["1e308", "inf", "3601"] {
+            let r = try CLI.run(["bench", "kernels", "--seconds", seconds, "--no-reference", "--threads", "1"])
+            #expect(Self.failedPlainly(r) && r.stderr.contains("--seconds") && r.stderr.contains("at most 3600"), "\(seconds): \(r.stderr)")
+            #expect(Self.oneErrorLine(r), "\(r.stderr)")
+        }
+    }
+
+    // MARK: D11 — two heads may not share a name
+
+    /// `fuse --task a` over adapters a and b (a's head is named a) is refused, naming --task and the folder; a head
+    /// folder whose head is already loaded is refused by `loadHead` / `loadAdapter`, naming both files.
+    @Test func duplicateHeadNamesAreErrors() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let common = ["--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--epochs", "1", "--batch-size", "32",
+                      "--threads", "1"]
+        for task in ["a", "b"] {
+            let r = try CLI.run(["train"] + common + ["--task", task, "--out", p(task)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let fuse = try CLI.run(["fuse"] + common + ["--adapter", p("a"), "--adapter", p("b"), "--task", "a", "--out", p("f")])
+        #expect(Self.failedPlainly(fuse) && fuse.stderr.contains("--task a collides with the head \"a\" of --adapter \(p("a"))"), "\(fuse.stderr)")
+        #expect(Self.oneErrorLine(fuse), "\(fuse.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("f")))
+
+        // b2: adapter b with a copy of a's head (named "a").
+        let fm = FileManager.default
+        try fm.copyItem(atPath: p("b"), toPath: p("b2"))
+        for f in ["head_config.json", "model_head.safetensors"] {
+            try fm.removeItem(atPath: p("b2/\(f)"))
+            try fm.copyItem(atPath: p("a/\(f)"), toPath: p("b2/\(f)"))
+        }
+        var model = try AdapterModel.loading(modelFolder: p("model"), adapterFolders: [p("a")])
+        let before = model.heads["a"]?.config.numLabels
+        #expect {
+            try model.loadHead(from: URL(fileURLWithPath: p("b2")))
+        } throws: { error in
+            guard case let AdapterError.duplicateHead(name, file, existing) = error else { return false }
+            return name == "a" && file == p("b2/head_config.json") && existing == p("a/head_config.json")
+                && "\(error)".contains("already loaded from \(p("a/head_config.json"))")
+        }
+        #expect(model.heads["a"]?.config.numLabels == before)
+        // The same folder twice (e.g. --fusion F --head-folder F) is not a collision.
+        try model.loadHead(from: URL(fileURLWithPath: p("a") + "/"))
+        let twice = try AdapterModel.loading(modelFolder: p("model"), adapterFolders: [], headFolders: [p("a"), p("a/")])
+        #expect(twice.heads.keys.sorted() == ["a"])
+        // An adapter folder with another adapter name but a head named like a loaded head.
+        #expect(throws: AdapterError.duplicateHead(name: "a", file: p("b2/head_config.json"), existing: p("a/head_config.json"))) {
+            try model.loadAdapter(from: URL(fileURLWithPath: p("b2")))
+        }
+        #expect(model.adapters["b"] == nil)
+    }
+}
