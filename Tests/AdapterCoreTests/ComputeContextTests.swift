@@ -1,6 +1,11 @@
 import AdapterCore
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 @Suite struct ComputeContextTests {
     @Test func parallelForRunsEveryTaskOnceOnDistinctWorkers() {
@@ -17,6 +22,49 @@ import Testing
             let sawBadWorker = badWorker.load(ordering: .relaxed)
             #expect(!sawBadWorker)
             context.parallelFor(taskCount: 0) { _, _ in Issue.record("no task expected") }
+        }
+    }
+
+    /// The helper threads across many sections: varying task counts (fewer tasks than workers too), gaps long
+    /// enough for the helpers to go to sleep between sections (100 µs of polling), and a worker index never
+    /// used by two bodies at once.
+    @Test func helperThreadsRunManySectionsWithSleepsBetween() {
+        for threads in [2, 3] {
+            let context = ComputeContext(threads: threads)
+            let busy = Mutex([Int](repeating: 0, count: threads))
+            let overlap = Atomic<Bool>(false)
+            let workersSeen = Mutex(Set<Int>())
+            for section in 0..<300 {
+                let tasks = [1, 2, 3, 5, 64][section % 5]
+                let hits = Mutex([Int](repeating: 0, count: tasks))
+                context.parallelFor(taskCount: tasks) { task, worker in
+                    let wasBusy = busy.withLock { b in defer { b[worker] += 1 }; return b[worker] != 0 }
+                    if wasBusy { overlap.store(true, ordering: .relaxed) }
+                    var s = 0.0
+                    for i in 0..<2_000 { s += Double(i ^ task) }
+                    if s < 0 { overlap.store(true, ordering: .relaxed) }
+                    hits.withLock { $0[task] += 1 }
+                    workersSeen.withLock { _ = $0.insert(worker) }
+                    busy.withLock { $0[worker] -= 1 }
+                }
+                #expect(hits.withLock { $0 } == [Int](repeating: 1, count: tasks), "section \(section)")
+                if section % 50 == 49 { usleep(2_000) }  // helpers poll 100 µs, then sleep: wake them again
+            }
+            let sawOverlap = overlap.load(ordering: .relaxed)
+            #expect(!sawOverlap)
+            let seen = workersSeen.withLock { $0 }
+            #expect(seen.isSubset(of: Set(0..<threads)) && seen.contains(0))
+        }
+    }
+
+    /// Contexts come and go (their helper threads exit); each still computes correctly.
+    @Test func manyShortLivedContexts() {
+        for round in 0..<40 {
+            let context = ComputeContext(threads: 2)
+            let sum = Atomic<Int>(0)
+            context.parallelFor(taskCount: 10) { task, _ in sum.add(task, ordering: .relaxed) }
+            let total = sum.load(ordering: .relaxed)
+            #expect(total == 45, "round \(round)")
         }
     }
 

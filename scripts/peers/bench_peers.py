@@ -13,12 +13,19 @@ What it does
    (git-ignored). Reused if already there.
 2. Exports each model to ONNX (TorchScript exporter, opset 17, fp32, dynamic batch/sequence axes) and runs it
    with ONNX Runtime's default CPU provider and the optimization level a user would pick, ORT_ENABLE_ALL.
-3. For every (model, batch, threads): rounds of [ours, ours with --prepack, PyTorch, ORT] in rotating order;
+3. For every (model, batch, threads): rounds of [our variants…, PyTorch, ORT] in rotating order;
    each times --reps forward passes per round after one warm-up, and the reported figure is the median of all
    its samples (ours: the median of the per-round medians, since each round is one subprocess).
    PyTorch: torch.set_num_threads(t), inference_mode, eager attention. ORT: intra_op_num_threads = t,
    inter_op_num_threads = 1, sequential execution. Ours: --threads t.
 4. Checks that our last_hidden_state matches PyTorch's on the same ids (max abs diff, printed and stored).
+
+Our variants (--variants, comma-separated; default "ours,ours_plain"):
+    ours           `bench encoder` as shipped: weights held pre-packed (the default since session 3)
+    ours_plain     `--no-prepack`: plain weight matrices, B packed in every product (the library default)
+    ours_dispatch  pre-packed, parallel sections on DispatchQueue.concurrentPerform instead of the
+                   context's helper threads (ADAPTERCORE_THREAD_POOL=dispatch, the session-2 threading)
+    ours_nospin    pre-packed, helper threads that sleep at once between sections (ADAPTERCORE_SPIN_US=0)
 
 Inputs: seq 128, ids[b, s] = 101 for s == 0, else 1000 + (b*131 + s*31) % (vocab - 1000) (the same formula as
 `adapterdrop bench encoder`), attention mask all ones, token type ids 0.
@@ -105,24 +112,32 @@ def time_calls(fn, reps: int) -> list[float]:
     return out
 
 
+VARIANTS = {
+    "ours": ([], {}),
+    "ours_plain": (["--no-prepack"], {}),
+    "ours_dispatch": ([], {"ADAPTERCORE_THREAD_POOL": "dispatch"}),
+    "ours_nospin": ([], {"ADAPTERCORE_SPIN_US": "0"}),
+}
+
+
 def run_ours(binary: Path, folder: Path, batch: int, threads: int, reps: int, dump: Path | None = None,
-             prepack: bool = False) -> dict:
+             variant: str = "ours") -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         json_path = Path(f.name)
     cmd = [str(binary), "bench", "encoder", "--model", str(folder), "--batch", str(batch), "--seq", str(SEQ),
            "--threads", str(threads), "--repetitions", str(reps), "--warmup", "1", "--json", str(json_path)]
     if dump is not None:
         cmd += ["--dump-output", str(dump)]
-    if prepack:
-        cmd += ["--prepack"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    extra, env = VARIANTS[variant]
+    cmd += extra
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env})
     row = json.loads(json_path.read_text())[0]
     json_path.unlink()
     return row
 
 
 def bench_model(name: str, folder: Path, binary: Path, onnx_path: Path, grid: list[tuple[int, int]],
-                rounds: int, reps: int) -> tuple[list[dict], dict]:
+                rounds: int, reps: int, variants: list[str]) -> tuple[list[dict], dict]:
     model = load_torch(folder)
     export_onnx(model, onnx_path)
     vocab = model.config.vocab_size
@@ -163,13 +178,13 @@ def bench_model(name: str, folder: Path, binary: Path, onnx_path: Path, grid: li
         def ort_call():
             session.run(["last_hidden_state"], feeds)
 
-        samples = {"ours": [], "ours_prepacked": [], "pytorch": [], "onnxruntime": []}
-        peaks = {"ours": [0.0, 0.0], "ours_prepacked": [0.0, 0.0]}   # load peak, inference peak (MiB)
+        samples = {v: [] for v in variants} | {"pytorch": [], "onnxruntime": []}
+        peaks = {v: [0.0, 0.0] for v in variants}   # load peak, inference peak (MiB)
         order = list(samples)
         for r in range(rounds):
             for fw in order[r % len(order):] + order[:r % len(order)]:
-                if fw.startswith("ours"):
-                    row = run_ours(binary, folder, batch, threads, reps, prepack=fw == "ours_prepacked")
+                if fw in peaks:
+                    row = run_ours(binary, folder, batch, threads, reps, variant=fw)
                     samples[fw].append(row["ms_per_batch"] / 1e3)
                     peaks[fw][0] = max(peaks[fw][0], row.get("load_peak_resident_mib") or 0.0)
                     peaks[fw][1] = max(peaks[fw][1], row.get("inference_peak_resident_mib") or 0.0)
@@ -182,39 +197,38 @@ def bench_model(name: str, folder: Path, binary: Path, onnx_path: Path, grid: li
         for fw, sec in med.items():
             row[fw] = {"ms_per_batch": sec * 1e3, "sequences_per_second": batch / sec,
                        "tokens_per_second": batch * SEQ / sec}
-        for fw in ("ours", "ours_prepacked"):
+        for fw in variants:
             row[fw]["load_peak_resident_mib"], row[fw]["inference_peak_resident_mib"] = peaks[fw]
             row[fw]["speedup_vs_onnxruntime"] = med["onnxruntime"] / med[fw]
             row[fw]["speedup_vs_pytorch"] = med["pytorch"] / med[fw]
+        row["variants"] = variants
         rows.append(row)
-        print(f"[{name}] batch {batch} threads {threads}: ours {med['ours']*1e3:.1f} ms "
-              f"(prepacked {med['ours_prepacked']*1e3:.1f} ms), pytorch {med['pytorch']*1e3:.1f} ms, "
-              f"ort {med['onnxruntime']*1e3:.1f} ms; ours ×{row['ours']['speedup_vs_onnxruntime']:.2f} vs ORT "
-              f"(prepacked ×{row['ours_prepacked']['speedup_vs_onnxruntime']:.2f}), "
-              f"×{row['ours']['speedup_vs_pytorch']:.2f} vs PyTorch "
-              f"(prepacked ×{row['ours_prepacked']['speedup_vs_pytorch']:.2f}); inference peak RSS "
-              f"{peaks['ours'][1]:.0f} MiB (prepacked {peaks['ours_prepacked'][1]:.0f})", flush=True)
+        ours = "; ".join(f"{fw} {med[fw]*1e3:.1f} ms ×{row[fw]['speedup_vs_onnxruntime']:.2f} ORT "
+                         f"×{row[fw]['speedup_vs_pytorch']:.2f} PyTorch RSS {peaks[fw][1]:.0f} MiB" for fw in variants)
+        print(f"[{name}] batch {batch} threads {threads}: pytorch {med['pytorch']*1e3:.1f} ms, "
+              f"ort {med['onnxruntime']*1e3:.1f} ms; {ours}", flush=True)
     del sessions
     return rows, agreement
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ["model", "batch", "threads", "ours ms", "ours prepacked ms", "PyTorch ms", "ORT ms",
-              "ours seq/s", "prepacked seq/s", "PyTorch seq/s", "ORT seq/s",
-              "ours tok/s", "prepacked tok/s", "PyTorch tok/s", "ORT tok/s",
-              "ours vs ORT", "prepacked vs ORT", "ours vs PyTorch", "prepacked vs PyTorch",
-              "ours RSS MiB", "prepacked RSS MiB"]
+    if not rows:
+        return
+    variants = rows[0]["variants"]
+    header = ["model", "batch", "threads"] + [f"{v} ms" for v in variants] + ["PyTorch ms", "ORT ms"]
+    header += [f"{v} tok/s" for v in variants] + ["PyTorch tok/s", "ORT tok/s"]
+    header += [f"{v} vs ORT" for v in variants] + [f"{v} vs PyTorch" for v in variants]
+    header += [f"{v} RSS MiB" for v in variants]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
-        o, q, p, x = r["ours"], r["ours_prepacked"], r["pytorch"], r["onnxruntime"]
+        fws = [r[v] for v in variants] + [r["pytorch"], r["onnxruntime"]]
         cells = [r["model"], str(r["batch"]), str(r["threads"])]
-        cells += [f"{v['ms_per_batch']:.1f}" for v in (o, q, p, x)]
-        cells += [f"{v['sequences_per_second']:.2f}" for v in (o, q, p, x)]
-        cells += [f"{v['tokens_per_second']:.0f}" for v in (o, q, p, x)]
-        cells += [f"{o['speedup_vs_onnxruntime']:.2f}×", f"{q['speedup_vs_onnxruntime']:.2f}×",
-                  f"{o['speedup_vs_pytorch']:.2f}×", f"{q['speedup_vs_pytorch']:.2f}×"]
-        cells += [f"{v['inference_peak_resident_mib']:.0f}" for v in (o, q)]
+        cells += [f"{v['ms_per_batch']:.1f}" for v in fws]
+        cells += [f"{v['tokens_per_second']:.0f}" for v in fws]
+        cells += [f"{r[v]['speedup_vs_onnxruntime']:.2f}×" for v in variants]
+        cells += [f"{r[v]['speedup_vs_pytorch']:.2f}×" for v in variants]
+        cells += [f"{r[v]['inference_peak_resident_mib']:.0f}" for v in variants]
         print("| " + " | ".join(cells) + " |")
     print("(RSS: peak resident set after loading, during the timed forward passes; Linux VmHWM)")
 
@@ -229,11 +243,16 @@ def main() -> int:
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--minilm", type=Path, default=ROOT / "models/all-MiniLM-L6-v2")
+    ap.add_argument("--variants", default="ours,ours_plain",
+                    help=f"our variants to time, comma-separated, from {', '.join(VARIANTS)}")
     ap.add_argument("--skip-bert", action="store_true")
     ap.add_argument("--skip-minilm", action="store_true")
     args = ap.parse_args()
     if not args.binary.exists():
         sys.exit(f"{args.binary} not found: run `swift build -c release --product adapterdrop` first")
+    variants = args.variants.split(",")
+    if not variants or any(v not in VARIANTS for v in variants):
+        sys.exit(f"--variants: choose from {', '.join(VARIANTS)}")
     grid = [(b, t) for b in map(int, args.batches.split(",")) for t in map(int, args.threads.split(","))]
     args.work.mkdir(parents=True, exist_ok=True)
     rows, agreements = [], []
@@ -241,7 +260,7 @@ def main() -> int:
         folder = args.work / "bert-base-random"
         make_random_bert(folder)
         r, a = bench_model("bert-base (random init)", folder, args.binary, args.work / "onnx/bert-base-random.onnx",
-                           grid, args.rounds, args.reps)
+                           grid, args.rounds, args.reps, variants)
         rows += r
         agreements.append(a)
     if not args.skip_minilm:
@@ -249,7 +268,7 @@ def main() -> int:
             print(f"skipping MiniLM: {args.minilm} missing (run scripts/fetch-model.sh)", file=sys.stderr)
         else:
             r, a = bench_model("all-MiniLM-L6-v2", args.minilm, args.binary, args.work / "onnx/all-MiniLM-L6-v2.onnx",
-                               grid, args.rounds, args.reps)
+                               grid, args.rounds, args.reps, variants)
             rows += r
             agreements.append(a)
     print_table(rows)

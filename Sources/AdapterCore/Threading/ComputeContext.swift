@@ -36,6 +36,12 @@ public enum GemmBackend: String, Sendable, CaseIterable, Codable {
 /// A context runs one parallel section at a time: concurrent calls from several threads are
 /// serialized by an internal lock (they do not race, but they do not overlap either). Do not call an
 /// op from inside `parallelFor`'s body on the same context (that would deadlock).
+///
+/// With `threads > 1` the context owns `threads − 1` helper threads (started at its first parallel section,
+/// stopped when it is released) that poll for the next section for up to 100 µs before they sleep
+/// (`ADAPTERCORE_SPIN_US`; no polling when `threads` exceeds the processor count), so back-to-back
+/// sections do not each pay a thread wake-up. `ADAPTERCORE_THREAD_POOL=dispatch` runs sections on
+/// `DispatchQueue.concurrentPerform` instead (for comparisons).
 public final class ComputeContext: @unchecked Sendable {
     /// Number of workers a parallel section uses (>= 1).
     public let threads: Int
@@ -46,6 +52,11 @@ public final class ComputeContext: @unchecked Sendable {
     private var workspaces: [UnsafeMutableRawPointer?]
     private var workspaceBytes: [Int]
     private let lock = Mutex(())
+    #if canImport(Glibc) || canImport(Darwin)
+    /// The helper threads (nil with one thread, or when `ADAPTERCORE_THREAD_POOL=dispatch` selects
+    /// `DispatchQueue.concurrentPerform`).
+    private let pool: WorkerPool?
+    #endif
 
     /// - Parameters:
     ///   - threads: worker count; defaults to the number of active processors. Values above the
@@ -58,10 +69,19 @@ public final class ComputeContext: @unchecked Sendable {
         self.gemmBackend = gemmBackend
         workspaces = Array(repeating: nil, count: threads)
         workspaceBytes = Array(repeating: 0, count: threads)
+        #if canImport(Glibc) || canImport(Darwin)
+        pool = threads > 1 && !ThreadingSettings.useDispatch
+            ? WorkerPool(size: threads, spinNanoseconds: threads <= ComputeContext.activeProcessorCount
+                                                         ? ThreadingSettings.spinNanoseconds : 0)
+            : nil
+        #endif
         if gemmBackend == .cblas { KernelBridge.pinCBLASThreads() }
     }
 
     deinit {
+        #if canImport(Glibc) || canImport(Darwin)
+        pool?.stop()
+        #endif
         for p in workspaces { p?.deallocate() }
     }
 
@@ -133,6 +153,12 @@ public final class ComputeContext: @unchecked Sendable {
             for t in 0..<taskCount { body(t, 0) }
             return
         }
+        #if canImport(Glibc) || canImport(Darwin)
+        if let pool {
+            pool.run(taskCount: taskCount, body)
+            return
+        }
+        #endif
         let workers = min(threads, taskCount)
         let next = TaskCounter()
         // concurrentPerform wants a @Sendable closure. `body` is shared by the workers on purpose:
@@ -148,6 +174,27 @@ public final class ComputeContext: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// How parallel sections run, read once from the environment (for A/B measurements):
+/// `ADAPTERCORE_THREAD_POOL=dispatch` uses `DispatchQueue.concurrentPerform` (the implementation until
+/// session 3) instead of the context's own helper threads; `ADAPTERCORE_SPIN_US` (default 100) is how long
+/// an idle helper polls for the next section before it sleeps (0: sleep at once). Contexts with more threads
+/// than processors never poll.
+enum ThreadingSettings {
+    static let useDispatch: Bool = environment("ADAPTERCORE_THREAD_POOL") == "dispatch"
+    static let spinNanoseconds: UInt64 = {
+        guard let text = environment("ADAPTERCORE_SPIN_US"), let us = UInt64(text) else { return 100_000 }
+        return min(us, 1_000_000) * 1000
+    }()
+
+    private static func environment(_ name: String) -> String? {
+        #if canImport(Glibc) || canImport(Darwin)
+        return getenv(name).map { String(cString: $0) }
+        #else
+        return nil
+        #endif
     }
 }
 

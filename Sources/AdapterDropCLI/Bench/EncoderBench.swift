@@ -39,8 +39,9 @@ struct EncoderBenchCommand: ParsableCommand {
     @Option(help: "Seed of the random weights (--config only).")
     var seed: UInt64 = 42
 
-    @Flag(help: "Hold the layer weight matrices only pre-packed for the GEMM (faster, same memory).")
-    var prepack = false
+    @Flag(inversion: .prefixedNo,
+          help: "Hold the layer weight matrices only pre-packed for the GEMM (the default: faster, same memory; --no-prepack times plain weights packed in every product).")
+    var prepack = true
 
     @OptionGroup var jsonFile: JSONFileOption
 
