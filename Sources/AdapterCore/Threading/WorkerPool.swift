@@ -159,10 +159,19 @@ final class WorkerPool: @unchecked Sendable {
             if stopping.load(ordering: .acquiring) { return }
             seen = s >> 16
             if index < Int(s & 0xFFFF) {
-                drain(worker: index, body: body!, taskCount: taskCount)
+                participate(index: index)
                 remaining.wrappingSubtract(1, ordering: .releasing)
             }
         }
+    }
+
+    /// A helper's share of the current section. Not inlined, so the helper's reference to `body` is released before
+    /// it counts itself out: `run`'s `withoutActuallyEscaping` checks, when it returns, that nothing still holds the
+    /// closure.
+    @inline(never)
+    private func participate(index: Int) {
+        let body = self.body!
+        drain(worker: index, body: body, taskCount: taskCount)
     }
 
     /// Monotonic clock in nanoseconds (vDSO, ~20 ns).
