@@ -126,16 +126,30 @@ struct TrainingRunOptions: ParsableArguments {
     /// The end of `train` and `fuse`: trains (progress on stderr, resuming from `--resume`), evaluates on the dev
     /// data with `evaluationDrop`, writes `--out` atomically — `save(result, folder)` writes the trained weights,
     /// then `training_result.json` — and prints the dev metrics (text, or one JSON line with `json`).
-    /// - Throws: the trainer's and `save`'s errors, `TrainingError.checkpointWriteFailed` for `--out`.
-    func trainEvaluateAndSave(_ trainer: AdapterTrainer, data: TrainingData, task: String, json: Bool, context: ComputeContext,
-                              save: (AdapterTrainingResult, URL) throws -> Void) throws {
+    /// A run that skipped steps (`--skip-nonfinite`) prints a warning with the count; one whose dev loss is not finite
+    /// fails before writing anything.
+    /// - Throws: the trainer's and `save`'s errors, `TrainingError.checkpointWriteFailed` for `--out`, `CLIError` for a
+    ///   non-finite dev loss or an `--out` filled by another process meanwhile.
+    func trainEvaluateAndSave(_ trainer: AdapterTrainer, data: TrainingData, task: String, maxLength: Int, json: Bool,
+                              context: ComputeContext, save: (AdapterTrainingResult, URL) throws -> Void) throws {
         trainer.progress = ConsoleTrainingProgress()
         let result = try trainer.train(on: data.train.dataset, targets: data.train.targets,
                                        resumingFrom: resume.map { URL(fileURLWithPath: $0) }, context: context)
         let metrics = try trainer.evaluate(on: data.dev.dataset, targets: data.dev.targets, droppedLayers: evaluationDrop,
                                            batchSize: batchSize, context: context)
+        let skipped = result.skippedSteps.count
+        if skipped > 0 {
+            FileHandle.standardError.write(Data("warning: --skip-nonfinite skipped \(skipped) of \(result.steps) optimizer steps (NaN/Inf loss or gradient)\n".utf8))
+        }
+        // A model whose dev loss is NaN/Inf is useless: refuse to save it (the run without --skip-nonfinite stops
+        // at the first non-finite step instead).
+        guard metrics.loss.isFinite else {
+            throw CLIError("the trained model's dev loss is \(metrics.loss.isNaN ? "nan" : "\(metrics.loss)") (\(skipped) of \(result.steps) steps skipped for NaN/Inf); "
+                           + "nothing was written to --out \(out) (lower --lr, or clip with --max-grad-norm)")
+        }
         var report = TrainingReport(task: task, result: result, n: evaluationDrop, metrics: metrics)
         report.problemType = problemType.rawValue
+        report.maxLength = maxLength
         let (examplesPerStep, overflow) = batchSize.multipliedReportingOverflow(by: gradAccumulation)
         report.examplesPerStep = overflow ? Int.max : examplesPerStep
         let reportData = try report.encoded(pretty: true)
@@ -286,19 +300,22 @@ struct TrainingReport: Encodable {
     var task: String
     var steps: Int
     var skippedSteps: [Int]
-    var losses: [Float]
-    var droppedLayers: [Int]
+    /// Per-step histories (nil: left out, as in the compact `--json` line).
+    var losses: [Float]?
+    var droppedLayers: [Int]?
     var evaluationDroppedLayers: Int
     var dev: [String: Double?]
     /// `--problem-type` (classification, regression, multi-label).
     var problemType = ProblemType.classification.rawValue
     /// Examples per optimizer step: `--batch-size` × `--grad-accumulation`.
     var examplesPerStep = 0
+    /// The tokens inputs were truncated to (`--max-length`, capped by the model): `eval` uses it by default.
+    var maxLength: Int?
 
     enum CodingKeys: String, CodingKey {
         case task, steps, losses, dev
         case skippedSteps = "skipped_steps", droppedLayers = "dropped_layers", evaluationDroppedLayers = "evaluation_dropped_layers"
-        case problemType = "problem_type", examplesPerStep = "examples_per_step"
+        case problemType = "problem_type", examplesPerStep = "examples_per_step", maxLength = "max_length"
     }
 
     init(task: String, result: AdapterTrainingResult, n: Int, metrics: EvaluationMetrics) {
@@ -321,10 +338,10 @@ struct TrainingReport: Encodable {
 
 /// Prints dev metrics as text or JSON.
 func printDevMetrics(_ report: TrainingReport, _ metrics: EvaluationMetrics, json: Bool, label: String) throws {
-    if json {  // compact: the histories stay in training_result.json
+    if json {  // compact: the histories stay in training_result.json (left out here, not printed empty)
         var short = report
-        short.losses = []
-        short.droppedLayers = []
+        short.losses = nil
+        short.droppedLayers = nil
         print(String(decoding: try short.encoded(pretty: false), as: UTF8.self))
     } else {
         print("\(label) (\(metrics.count) examples, n = \(report.evaluationDroppedLayers)): \(metrics.summary)")
@@ -387,7 +404,8 @@ struct Train: ParsableCommand {
         let trainer = try AdapterTrainer(encoder: pretrained.encoder, adapter: adapter, head: head, options: options.trainingOptions,
                                          encode: trainingBatchEncoder(pretrained.tokenizer, maxLength: min(options.maxLength, pretrained.maxLength)))
         var adapterModel = AdapterModel(encoder: pretrained.encoder, modelName: URL(fileURLWithPath: model.path).lastPathComponent)
-        try options.trainEvaluateAndSave(trainer, data: data, task: task, json: output.json, context: context) { result, folder in
+        try options.trainEvaluateAndSave(trainer, data: data, task: task, maxLength: min(options.maxLength, pretrained.maxLength),
+                                         json: output.json, context: context) { result, folder in
             try adapterModel.addAdapter(result.adapter)
             adapterModel.addHead(result.head)
             try adapterModel.saveAdapter(task, to: folder)
@@ -458,7 +476,8 @@ struct Fuse: ParsableCommand {
         let head = trainingHead(name: task, kind: kind, labels: data.labels, hiddenSize: hidden, seed: options.seed &+ 1)
         let trainer = try AdapterTrainer(encoder: encoder, module: module, heads: [head], options: options.trainingOptions,
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(options.maxLength, encoder.maximumSequenceLength)))
-        try options.trainEvaluateAndSave(trainer, data: data, task: task, json: output.json, context: context) { result, folder in
+        try options.trainEvaluateAndSave(trainer, data: data, task: task, maxLength: min(options.maxLength, encoder.maximumSequenceLength),
+                                         json: output.json, context: context) { result, folder in
             let trained = module.fusion
             try adapterModel.addFusion(trained)
             adapterModel.addHead(result.head)
@@ -487,10 +506,20 @@ struct Eval: ParsableCommand {
     var drop: Int?
     @Option(name: .customLong("batch-size"), help: "Examples per forward pass.")
     var batchSize: Int = 32
-    @Option(name: .customLong("max-length"), help: "Truncate inputs to this many tokens (longest first).")
-    var maxLength: Int = 512
+    @Option(name: .customLong("max-length"),
+            help: "Truncate inputs to this many tokens (longest first) (default: the max_length in the adapter folder's training_result.json, as `train` truncated, else 512).")
+    var maxLength: Int?
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var output: OutputOptions
+
+    /// The `max_length` `train`/`fuse` recorded in `folder/training_result.json`, if any.
+    static func recordedMaxLength(inFolder folder: String) -> Int? {
+        let url = URL(fileURLWithPath: folder).appendingPathComponent("training_result.json")
+        guard let data = try? Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let value = object["max_length"] as? Int, value >= 2 else { return nil }
+        return value
+    }
 
     func validate() throws {
         guard adapters.folders.count == 1 else {
@@ -499,12 +528,13 @@ struct Eval: ParsableCommand {
         if skipLayers != nil && drop != nil { throw ValidationError("give at most one of --skip-layers and --drop") }
         if let drop, drop < 0 { throw ValidationError("--drop must be ≥ 0, got \(drop)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
+        if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be at least 2") }
     }
 
     func run() throws {
         let skip = try skipLayers.map(Predict.parseSkipLayers) ?? Set(0..<(drop ?? 0))
         let adapter = adapters.folders[0]
+        let maxLength = self.maxLength ?? Self.recordedMaxLength(inFolder: adapter) ?? 512
         let tokenizer = try PretrainedModel.loadTokenizer(at: try model.folder())
         let adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: [adapter])
         let name = try adapterName(inFolder: adapter)

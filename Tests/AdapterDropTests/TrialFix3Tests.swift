@@ -291,3 +291,47 @@ import Testing
         #expect(model.adapters["b"] == nil)
     }
 }
+
+/// Trial 3 D13–D15: what `train --json` prints, eval's default --max-length, --skip-nonfinite runs that end in NaN.
+@Suite struct TrialFix3TrainOutputTests {
+    typealias CLI = TrainCommandTests
+
+    /// D13: the compact --json line leaves the histories out (it printed them as empty arrays); the file keeps
+    /// them. D14: train records max_length and eval uses it by default, reproducing train's dev metrics.
+    @Test func jsonLineAndRecordedMaxLength() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let t = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t",
+                             "--epochs", "2", "--batch-size", "8", "--max-length", "5", "--threads", "1", "--json", "--out", p("o")])
+        #expect(t.status == 0, "\(t.stderr)")
+        let line = try CLI.json(t.stdout)
+        #expect(line["losses"] == nil && line["dropped_layers"] == nil, "\(t.stdout)")
+        #expect(line["steps"] as? Int == 16 && line["max_length"] as? Int == 5, "\(t.stdout)")
+        let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: p("o/training_result.json")))) as? [String: Any])
+        #expect((file["losses"] as? [Any])?.count == 16 && (file["dropped_layers"] as? [Any])?.count == 16 && file["max_length"] as? Int == 5)
+        let devLoss = try #require((line["dev"] as? [String: Any])?["loss"] as? Double)
+        let eval = ["eval", "--model", p("model"), "--adapter", p("o"), "--data", p("dev.jsonl"), "--batch-size", "8", "--threads", "1", "--json"]
+        let byDefault = try CLI.run(eval)
+        #expect(byDefault.status == 0, "\(byDefault.stderr)")
+        #expect(try CLI.json(byDefault.stdout)["loss"] as? Double == devLoss, "\(byDefault.stdout) vs \(t.stdout)")
+        // The texts have up to 11 tokens: 512 sees all of them, so the loss differs from train's (5 tokens).
+        let full = try CLI.run(eval + ["--max-length", "512"])
+        #expect(full.status == 0, "\(full.stderr)")
+        #expect(try CLI.json(full.stdout)["loss"] as? Double != devLoss, "\(full.stdout)")
+    }
+
+    /// D15: --skip-nonfinite with a run that only produces NaN warns with the count and fails without writing --out.
+    @Test func skipNonFiniteRunEndingInNaNFails() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let r = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t",
+                             "--epochs", "2", "--batch-size", "8", "--lr", "1e30", "--max-grad-norm", "0", "--skip-nonfinite",
+                             "--threads", "1", "--out", p("o")])
+        #expect(r.status != 0 && r.status < 128, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: --skip-nonfinite skipped") && r.stderr.contains("dev loss is nan"), "\(r.stderr)")
+        #expect(TrialFixCLITests.oneErrorLine(r), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: p("o")))
+    }
+}
