@@ -106,12 +106,15 @@ struct Embed: ParsableCommand {
     var normalize = false
     @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second); without it they are an error.")
     var truncation: TruncationStrategy?
+    @Option(name: .customLong("batch-size"), help: "Texts per forward pass (each batch padded to its longest text; output is printed per batch).")
+    var batchSize: Int = 32
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard (texts.isEmpty) != (input == nil) else { throw ValidationError("give either --text (one or more) or --input FILE") }
         for t in texts { try checkArgumentText(t, option: "--text") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
     }
 
     func run() throws {
@@ -121,20 +124,27 @@ struct Embed: ParsableCommand {
         if inputs.contains(where: { if case .pair = $0 { true } else { false } }) {
             throw CLIError("\(input ?? "--text"): embed takes single texts, not text_pair")
         }
-        let (_, batch) = try pretrained.tokenize(strings.map { .single($0) }, truncation: truncation)
-        try runtime.checkInferenceMemory(config: pretrained.encoder.config, batch: batch.batchSize,
-                                         sequenceLength: batch.sequenceLength)
-        let embeddings = try pretrained.encoder(batch, context: runtime.context())
-            .sentenceEmbeddings(pooling, normalize: normalize)
-        let width = embeddings.shape[1], values = embeddings.scalars
-        for (i, text) in strings.enumerated() {
-            let row = Array(values[(i * width)..<((i + 1) * width)])
-            if output.json {
-                struct Line: Encodable { let text: String; let embedding: [Float] }
-                try printJSON(Line(text: text, embedding: row))
-            } else {
-                print(row.map { String($0) }.joined(separator: " "))
+        // All batches are tokenized (and checked) before the first forward pass, then run and printed one by one.
+        let batches = try tokenizeInBatches(pretrained, strings.map { .single($0) }, batchSize: batchSize, truncation: truncation)
+        for batch in batches {
+            try runtime.checkInferenceMemory(config: pretrained.encoder.config, batch: batch.batchSize, sequenceLength: batch.sequenceLength)
+        }
+        let context = runtime.context()
+        var first = 0
+        for batch in batches {
+            let embeddings = try pretrained.encoder(batch, context: context).sentenceEmbeddings(pooling, normalize: normalize)
+            let width = embeddings.shape[1], values = embeddings.scalars
+            for r in 0..<batch.batchSize {
+                let row = Array(values[(r * width)..<((r + 1) * width)])
+                if output.json {
+                    struct Line: Encodable { let text: String; let embedding: [Float] }
+                    try printJSON(Line(text: strings[first + r], embedding: row))
+                } else {
+                    print(row.map { String($0) }.joined(separator: " "))
+                }
             }
+            first += batch.batchSize
+            fflush(nil)  // stream each batch (nil: every output stream)
         }
     }
 }
@@ -245,4 +255,21 @@ struct Encode: ParsableCommand {
             for row in nested { for token in row { print(token.map { String($0) }.joined(separator: " ")) } }
         }
     }
+}
+
+/// Tokenizes `inputs` in batches of `batchSize` (each padded to its own longest row), as `embed` and `predict` run
+/// them. A text too long without truncation is reported with its index in `inputs`.
+/// - Throws: `PretrainedModelError` (e.g. `.textTooLong`), tokenizer errors.
+func tokenizeInBatches(_ pretrained: PretrainedModel, _ inputs: [TokenizerInput], batchSize: Int,
+                       truncation: TruncationStrategy?) throws -> [EncoderInput] {
+    var out: [EncoderInput] = []
+    for start in stride(from: 0, to: inputs.count, by: batchSize) {
+        let chunk = Array(inputs[start..<min(start + batchSize, inputs.count)])
+        do {
+            out.append(try pretrained.tokenize(chunk, truncation: truncation).1)
+        } catch let PretrainedModelError.textTooLong(index, tokens, maximum) {
+            throw PretrainedModelError.textTooLong(index: start + index, tokens: tokens, maximum: maximum)
+        }
+    }
+    return out
 }

@@ -34,6 +34,8 @@ struct Predict: ParsableCommand {
     var tokenTypeIds: String?
     @Option(help: "Shorten texts longer than the model's maximum (longest_first|only_first|only_second).")
     var truncation: TruncationStrategy?
+    @Option(name: .customLong("batch-size"), help: "Texts per forward pass with --text/--input (each batch padded to its longest text).")
+    var batchSize: Int = 32
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var output: OutputOptions
 
@@ -41,6 +43,7 @@ struct Predict: ParsableCommand {
         let sources = [!texts.isEmpty, input != nil, inputIds != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --text, --input FILE or --input-ids JSON") }
         for t in texts { try checkArgumentText(t, option: "--text") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if inputIds == nil && (attentionMask != nil || tokenTypeIds != nil) {
             throw ValidationError("--attention-mask and --token-type-ids go with --input-ids")
         }
@@ -85,21 +88,34 @@ struct Predict: ParsableCommand {
         let skip = try skipLayers.map(Self.parseSkipLayers) ?? []
         var adapterModel = try AdapterModel.loading(modelFolder: model.path, adapterFolders: adapters.folders, headFolders: headFolders)
         let fusionHeads = try Self.loadFusions(fusions, into: &adapterModel)
-        let batch: EncoderInput
+        let batches: [EncoderInput]
         if let inputIds {
-            batch = try Encode.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
-                                            padTokenId: adapterModel.encoder.config.padTokenId ?? 0)
+            batches = [try Encode.encoderInput(inputIds: inputIds, attentionMask: attentionMask, tokenTypeIds: tokenTypeIds,
+                                               padTokenId: adapterModel.encoder.config.padTokenId ?? 0)]
         } else {
             let pretrained = try model.pretrained()
             let inputs = try input.map(readJSONLTexts) ?? texts.map { .single($0) }
-            batch = try pretrained.tokenize(inputs, truncation: truncation).1
+            batches = try tokenizeInBatches(pretrained, inputs, batchSize: batchSize, truncation: truncation)
         }
-        try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batch.batchSize,
-                                         sequenceLength: batch.sequenceLength, replicas: setupValue?.parallelChannels ?? 1)
-        let result = try adapterModel.predict(batch, setup: setupValue,
-                                              heads: heads.isEmpty ? Self.fusionDefaultHeads(setupValue, fusionHeads, adapterModel) : heads,
-                                              skipLayers: skip,
-                                              context: runtime.context())
+        for batch in batches {
+            try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batch.batchSize,
+                                             sequenceLength: batch.sequenceLength, replicas: setupValue?.parallelChannels ?? 1)
+        }
+        // Batch by batch; the heads' rows are concatenated in input order.
+        var merged: PredictionResult? = nil
+        let context = runtime.context()
+        for batch in batches {
+            let part = try adapterModel.predict(batch, setup: setupValue,
+                                                heads: heads.isEmpty ? Self.fusionDefaultHeads(setupValue, fusionHeads, adapterModel) : heads,
+                                                skipLayers: skip, context: context)
+            guard var sum = merged else { merged = part; continue }
+            for i in sum.heads.indices {
+                sum.heads[i].logits += part.heads[i].logits
+                sum.heads[i].labels += part.heads[i].labels
+            }
+            merged = sum
+        }
+        guard let result = merged else { throw CLIError("no inputs") }
         if output.json {
             try printJSON(result)
         } else {

@@ -335,3 +335,62 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: p("o")))
     }
 }
+
+/// Trial 3 D12: `embed` and `predict` run --text/--input in batches of --batch-size (the whole file was one batch:
+/// GBs and no output for large files); results equal the one-text runs, in input order.
+@Suite struct TrialFix3BatchingTests {
+    typealias CLI = TrainCommandTests
+
+    static func rows(_ text: String) -> [[Float]] {
+        text.split(separator: "\n").map { $0.split(separator: " ").compactMap { Float($0) } }
+    }
+
+    @Test func embedAndPredictRunInBatches() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        // Texts of different lengths (1…12 tokens with [CLS]/[SEP]), 7 of them: batches of 3, 3, 1.
+        let texts = ["w10", "w11 w12 w13 w14 w15 w16 w17 w18 w19 w20", "w30 w31", "w40 w41 w42 w43 w44", "w50", "w60 w61 w62", "w70 w71 w72 w73 w74 w75"]
+        let lines = texts.map { "{\"text\": \"\($0)\", \"label\": \"pos\"}" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: p("in.jsonl"), atomically: true, encoding: .utf8)
+        let embed = ["embed", "--model", p("model"), "--input", p("in.jsonl"), "--threads", "1"]
+        let batched = try CLI.run(embed + ["--batch-size", "3"])
+        #expect(batched.status == 0, "\(batched.stderr)")
+        let got = Self.rows(batched.stdout)
+        #expect(got.count == texts.count)
+        for (i, t) in texts.enumerated() {
+            let single = try CLI.run(["embed", "--model", p("model"), "--text", t, "--threads", "1"])
+            let want = try #require(Self.rows(single.stdout).first)
+            // Same row alone or in a padded batch: masked padding changes only the GEMM shapes (fp32 rounding).
+            #expect(got.count > i && zip(got[i], want).allSatisfy { abs($0 - $1) <= 1e-5 } && got[i].count == want.count, "row \(i)")
+        }
+        let json = try CLI.run(embed + ["--batch-size", "2", "--json"])
+        let order = json.stdout.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["text"] as? String
+        }
+        #expect(order == texts)
+        let bad = try CLI.run(embed + ["--batch-size", "0"])
+        #expect(bad.status != 0 && bad.stderr.contains("--batch-size must be at least 1"), "\(bad.stderr)")
+        // A text beyond the 16 positions of tiny-bert is reported with its index in the file, not in its batch.
+        let long = texts + [Array(repeating: "w20", count: 20).joined(separator: " ")]
+        try (long.map { "{\"text\": \"\($0)\"}" }.joined(separator: "\n") + "\n").write(toFile: p("long.jsonl"), atomically: true, encoding: .utf8)
+        let tooLong = try CLI.run(["embed", "--model", p("model"), "--input", p("long.jsonl"), "--batch-size", "3", "--threads", "1"])
+        #expect(tooLong.status != 0 && tooLong.stderr.contains("input 7 has 22 tokens"), "\(tooLong.stderr)")
+        #expect(tooLong.stdout.isEmpty, "printed before failing: \(tooLong.stdout)")
+
+        // predict: the same logits with batches of 2 as with one batch.
+        let t = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "a",
+                             "--epochs", "1", "--batch-size", "32", "--threads", "1", "--out", p("a")])
+        #expect(t.status == 0, "\(t.stderr)")
+        let predict = ["predict", "--model", p("model"), "--adapter", p("a"), "--setup", "a", "--input", p("in.jsonl"), "--threads", "1", "--json"]
+        let one = try CLI.run(predict + ["--batch-size", "32"]), two = try CLI.run(predict + ["--batch-size", "2"])
+        #expect(one.status == 0 && two.status == 0, "\(one.stderr) \(two.stderr)")
+        func logits(_ r: TrainCommandTests.Run) throws -> [[Double]] {
+            let heads = try #require(try CLI.json(r.stdout)["heads"] as? [[String: Any]])
+            return try #require(heads.first?["logits"] as? [[Double]])
+        }
+        let a = try logits(one), b = try logits(two)
+        #expect(a.count == texts.count && b.count == texts.count)
+        #expect(zip(a, b).allSatisfy { zip($0, $1).allSatisfy { abs($0 - $1) <= 1e-5 } }, "\(a) vs \(b)")
+    }
+}
