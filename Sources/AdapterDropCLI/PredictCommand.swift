@@ -116,6 +116,12 @@ struct Predict: ParsableCommand {
             merged = sum
         }
         guard let result = merged else { throw CLIError("no inputs") }
+        // Finite-but-huge weights (e.g. from a diverged run) give NaN/Inf logits: no label can be read from them.
+        for h in result.heads {
+            if let row = h.logits.firstIndex(where: { $0.contains { !$0.isFinite } }) {
+                throw CLIError("head \(h.name): the logits of input \(row) are not finite (NaN/Inf); the adapter, fusion or head weights are unusable (e.g. a diverged training run)")
+            }
+        }
         if output.json {
             try printJSON(result)
         } else {

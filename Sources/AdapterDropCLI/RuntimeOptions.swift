@@ -19,8 +19,15 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "Refuse runs whose estimated memory exceeds this: bytes, or with a K/M/G suffix, e.g. 8G (default: $ADAPTERDROP_MEMORY_LIMIT, else 80 % of physical memory).")
     var memoryLimit: String?
 
+    /// The most `--threads` accepted.
+    static let maximumThreads = 1024
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        // Each worker is a real thread with its own workspaces (and enters the memory estimate: threads × seq²).
+        guard threads <= Self.maximumThreads else {
+            throw ValidationError("--threads \(threads): at most \(Self.maximumThreads) (this machine has \(ComputeContext.activeProcessorCount) active processors)")
+        }
         if let memoryLimit, MemoryEstimate.parseByteCount(memoryLimit) == nil {
             throw ValidationError("--memory-limit: expected bytes or a number with K, M or G (e.g. 8G), got \(memoryLimit)")
         }

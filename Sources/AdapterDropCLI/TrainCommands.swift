@@ -562,6 +562,9 @@ struct Eval: ParsableCommand {
         try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batchSize,
                                          sequenceLength: min(maxLength, adapterModel.encoder.maximumSequenceLength))
         let metrics = try trainer.evaluate(on: dataset, targets: targets, skipLayers: skip, batchSize: batchSize, context: runtime.context())
+        guard metrics.loss.isFinite else {
+            throw CLIError("--adapter \(adapter): the loss on \(data) is \(metrics.loss.isNaN ? "nan" : "\(metrics.loss)"): the adapter or head gives non-finite outputs (NaN/Inf), so no metrics are reported")
+        }
         if output.json {
             var fields: [String: JSONValue] = ["adapter": .string(name), "examples": .int(metrics.count),
                                               "skip_layers": .ints(skip.sorted())]

@@ -394,3 +394,49 @@ import Testing
         #expect(zip(a, b).allSatisfy { zip($0, $1).allSatisfy { abs($0 - $1) <= 1e-5 } }, "\(a) vs \(b)")
     }
 }
+
+/// Trial 3 D15 addendum: predict and eval refuse non-finite logits from finite but huge weights (they printed the
+/// label of index 0 and metrics computed from NaN).
+@Suite struct TrialFix3NonFiniteOutputTests {
+    typealias CLI = TrainCommandTests
+
+    @Test func hugeHeadWeightsGiveAnErrorNotALabel() throws {
+        let root = try CLI.workspace()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let p = { (name: String) in root.appendingPathComponent(name).path }
+        let t = try CLI.run(["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "a",
+                             "--epochs", "1", "--batch-size", "32", "--threads", "1", "--out", p("a")])
+        #expect(t.status == 0, "\(t.stderr)")
+        // Finite weights (so the load-time NaN/Inf check passes) whose logits overflow: the first linear layer gives
+        // tanh(10) ≈ 1 in every unit (weight 0, bias 10), the last sums those with weights 3.4e38 → +Inf.
+        let url = URL(fileURLWithPath: p("a/model_head.safetensors"))
+        let file = try SafetensorsFile(url: url)
+        let layers = Set(file.tensors.keys.compactMap { $0.split(separator: ".").dropLast().last.flatMap { Int($0) } })
+        try #require(layers.count == 2, "\(file.tensors.keys)")
+        var writer = SafetensorsWriter(metadata: file.metadata)
+        for name in file.tensors.keys.sorted() {
+            let values = try file.floats(name), first = name.contains(".\(layers.min()!).")
+            let value: Float = name.hasSuffix("weight") ? (first ? 0 : .greatestFiniteMagnitude) : (first ? 10 : 0)
+            try writer.add(name, shape: file.tensors[name]!.shape, floats: values.map { _ in value })
+        }
+        try writer.write(to: url)
+        let predict = try CLI.run(["predict", "--model", p("model"), "--adapter", p("a"), "--setup", "a", "--text", "w10 w11", "--threads", "1"])
+        #expect(predict.status != 0 && predict.stderr.contains("head a: the logits of input 0 are not finite"), "\(predict.stdout) \(predict.stderr)")
+        #expect(predict.stdout.isEmpty && TrialFixCLITests.oneErrorLine(predict), "\(predict.stdout) \(predict.stderr)")
+        let eval = try CLI.run(["eval", "--model", p("model"), "--adapter", p("a"), "--data", p("dev.jsonl"), "--threads", "1"])
+        #expect(eval.status != 0 && eval.stderr.contains("--adapter \(p("a")): the loss on \(p("dev.jsonl")) is"), "\(eval.stdout) \(eval.stderr)")
+        #expect(eval.stdout.isEmpty && TrialFixCLITests.oneErrorLine(eval), "\(eval.stdout) \(eval.stderr)")
+    }
+}
+
+/// Trial 3 L17: `--threads` beyond 1024 is refused naming --threads (it became an "estimated memory" error blaming
+/// batch and sequence length, and each worker is a real thread now).
+@Test func trialFix3ThreadsAreBounded() throws {
+    let root = try TrainCommandTests.workspace()
+    defer { try? FileManager.default.removeItem(at: root) }
+    for threads in ["9223372036854775807", "100000"] {
+        let r = try TrainCommandTests.run(["embed", "--model", root.appendingPathComponent("model").path, "--text", "w10", "--threads", threads])
+        #expect(r.status != 0 && r.stderr.contains("--threads \(threads): at most 1024"), "\(r.stderr)")
+        #expect(TrialFixCLITests.oneErrorLine(r), "\(r.stderr)")
+    }
+}
