@@ -39,7 +39,8 @@ public enum GemmBackend: String, Sendable, CaseIterable, Codable {
 ///
 /// With `threads > 1` the context owns `threads − 1` helper threads (started at its first parallel section,
 /// stopped when it is released) that poll for the next section for up to 100 µs before they sleep
-/// (`ADAPTERCORE_SPIN_US`; no polling when `threads` exceeds the processor count), so back-to-back
+/// (`ADAPTERCORE_SPIN_US`; no polling when `threads` exceeds the processor count, nor after a gap longer than
+/// that until sections come close together again), so back-to-back
 /// sections do not each pay a thread wake-up. `ADAPTERCORE_THREAD_POOL=dispatch` runs sections on
 /// `DispatchQueue.concurrentPerform` instead (for comparisons).
 public final class ComputeContext: @unchecked Sendable {

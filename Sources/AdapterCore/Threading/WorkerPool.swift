@@ -18,7 +18,7 @@ import Darwin
 /// Helpers that take part pull task indices from a shared counter and count themselves out; the caller runs
 /// tasks too, then waits for that count to reach zero. Between sections a helper spins on `state` for up to
 /// `spinNanoseconds` (an encoder's sections follow each other within microseconds) and then sleeps on a
-/// condition variable; the caller only touches the condition variable when some helper sleeps.
+/// condition variable — after a longer gap it sleeps at once, until sections come close together again; the caller only touches the condition variable when some helper sleeps.
 ///
 /// Not re-entrant: `ComputeContext` serialises sections with its lock.
 final class WorkerPool: @unchecked Sendable {
@@ -134,15 +134,23 @@ final class WorkerPool: @unchecked Sendable {
 
     private func helperLoop(index: Int) {
         var seen: UInt64 = 0
+        // Poll only while sections keep coming within the polling window: after a longer gap the helper sleeps
+        // at once, until a wait short enough for polling to have caught it turns polling back on. So a caller
+        // that alternates our sections with other work (a benchmark timing OpenBLAS in between) does not have
+        // a helper spinning through that work.
+        var poll = true
         while true {
             var s = state.load(ordering: .acquiring)
             if s >> 16 == seen {
-                let deadline = WorkerPool.now() &+ spinNanoseconds
-                var polls = 0
-                while s >> 16 == seen && !stopping.load(ordering: .relaxed) {
-                    polls &+= 1
-                    if polls & 63 == 0, WorkerPool.now() > deadline { break }
-                    s = state.load(ordering: .acquiring)
+                let start = WorkerPool.now()
+                if poll {
+                    let deadline = start &+ spinNanoseconds
+                    var polls = 0
+                    while s >> 16 == seen && !stopping.load(ordering: .relaxed) {
+                        polls &+= 1
+                        if polls & 63 == 0, WorkerPool.now() > deadline { break }
+                        s = state.load(ordering: .acquiring)
+                    }
                 }
                 if s >> 16 == seen {
                     pthread_mutex_lock(mutex)
@@ -155,6 +163,7 @@ final class WorkerPool: @unchecked Sendable {
                     pthread_mutex_unlock(mutex)
                     s = state.load(ordering: .acquiring)
                 }
+                poll = WorkerPool.now() &- start <= spinNanoseconds
             }
             if stopping.load(ordering: .acquiring) { return }
             seen = s >> 16
