@@ -15,10 +15,12 @@ import Darwin
 ///
 /// A parallel section publishes its task count and body, then bumps `state` (sequence number and the number of
 /// workers taking part, one atomic word, so a helper that wakes late can never read a half-written section).
-/// Helpers that take part pull task indices from a shared counter and count themselves out; the caller runs
-/// tasks too, then waits for that count to reach zero. Between sections a helper spins on `state` for up to
-/// `spinNanoseconds` (an encoder's sections follow each other within microseconds) and then sleeps on a
-/// condition variable — after a longer gap it sleeps at once, until sections come close together again; the caller only touches the condition variable when some helper sleeps.
+/// Helpers that take part claim their join slot, pull task indices from a shared counter and count themselves
+/// out; the caller runs tasks too, cancels the slots of helpers that have not joined by the time every task is
+/// taken (so it never waits for a thread that is still waking up), then waits for the joined ones. Between
+/// sections a helper spins on `state` for up to `spinNanoseconds` (an encoder's sections follow each other
+/// within microseconds) and then sleeps on a condition variable — after a longer gap it sleeps at once, until
+/// sections come close together again; the caller only touches the condition variable when some helper sleeps.
 ///
 /// Not re-entrant: `ComputeContext` serialises sections with its lock.
 final class WorkerPool: @unchecked Sendable {
@@ -42,6 +44,10 @@ final class WorkerPool: @unchecked Sendable {
     private var taskCount = 0
     private var body: ((Int, Int) -> Void)? = nil
 
+    /// Per helper (index 1..<size): `sequence << 2 | 0` open for the helper to join the section, `| 1` joined,
+    /// `| 2` cancelled by the caller (it ran every task itself before the helper woke up, and does not wait for it).
+    private let slots: [HelperSlot]
+
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var started = false
@@ -49,6 +55,7 @@ final class WorkerPool: @unchecked Sendable {
     init(size: Int, spinNanoseconds: UInt64) {
         self.size = size
         self.spinNanoseconds = spinNanoseconds
+        slots = (0..<size).map { _ in HelperSlot() }
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -81,6 +88,7 @@ final class WorkerPool: @unchecked Sendable {
             nextTask.store(0, ordering: .relaxed)
             remaining.store(active - 1, ordering: .relaxed)
             let sequence = (state.load(ordering: .relaxed) >> 16) &+ 1
+            for i in 1..<active { slots[i].word.store(sequence << 2, ordering: .relaxed) }
             // Sequentially consistent with the helpers' `sleepers` increment and re-check: either this load
             // sees the sleeper, or the sleeper's re-check sees the new state (no lost wake-up).
             state.store(sequence << 16 | UInt64(active), ordering: .sequentiallyConsistent)
@@ -90,6 +98,13 @@ final class WorkerPool: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
             }
             drain(worker: 0, body: body, taskCount: taskCount)
+            // Every task has been taken. A helper that has not joined yet (still waking up) is cancelled rather
+            // than waited for; one that has joined is awake and finishing its last task.
+            for i in 1..<active
+            where slots[i].word.compareExchange(expected: sequence << 2, desired: sequence << 2 | 2,
+                                                ordering: .relaxed).exchanged {
+                remaining.wrappingSubtract(1, ordering: .relaxed)
+            }
             if remaining.load(ordering: .acquiring) > 0 {
                 let deadline = WorkerPool.now() &+ spinNanoseconds
                 var polls = 0
@@ -167,7 +182,9 @@ final class WorkerPool: @unchecked Sendable {
             }
             if stopping.load(ordering: .acquiring) { return }
             seen = s >> 16
-            if index < Int(s & 0xFFFF) {
+            if index < Int(s & 0xFFFF),
+               slots[index].word.compareExchange(expected: seen << 2, desired: seen << 2 | 1,
+                                                 ordering: .acquiring).exchanged {
                 participate(index: index)
                 remaining.wrappingSubtract(1, ordering: .releasing)
             }
@@ -190,6 +207,11 @@ final class WorkerPool: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &t)
         return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
     }
+}
+
+/// One helper's join slot (see `WorkerPool.slots`).
+private final class HelperSlot: Sendable {
+    let word = Atomic<UInt64>(0)
 }
 
 /// What a helper thread starts with.
