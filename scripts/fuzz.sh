@@ -3,7 +3,8 @@
 # Usage: scripts/fuzz.sh [seconds per target, default 60] [target ...]
 # Targets: safetensors bert_config adapter_config wordpiece_vocab tokenizer_json bpe_files tokenize_text composition dataset
 # FUZZ_RUNS=N stops each target after N executions (the time limit still applies as a cap).
-# The seed corpora (Fuzz/corpus/<target>, made by Fuzz/make_corpus.py) are read only; new inputs go to
+# The seed corpora (Fuzz/corpus/<target>, made by Fuzz/make_corpus.py, and Fuzz/found/<target>, kept by
+# scripts/fuzz-campaign.sh) are read only; new inputs go to
 # Fuzz/.work/<target> (git-ignored). A crash leaves crash-*/timeout-*/oom-* in Fuzz/.work/artifacts and fails
 # the script; copy it into Fuzz/crashers/<target>/ so ReliabilityFuzzRegressionTests replays it.
 # Each run's last libFuzzer status line (execs, cov, ft) is printed; figures go to docs/reliability.md.
@@ -31,7 +32,8 @@ for t in "${targets[@]}"; do
     mkdir -p ".work/$t"
     log=".work/$t.log"
     runs=(); [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
-    if FUZZ_TARGET="$t" FUZZ_FIXTURES="$PWD/../Tests/Fixtures" "$bin" ".work/$t" "corpus/$t" "${runs[@]}" \
+    seeds=("corpus/$t"); [ -d "found/$t" ] && seeds+=("found/$t")  # found/: kept by scripts/fuzz-campaign.sh
+    if FUZZ_TARGET="$t" FUZZ_FIXTURES="$PWD/../Tests/Fixtures" "$bin" ".work/$t" "${seeds[@]}" "${runs[@]}" \
         -max_total_time="$seconds" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix=".work/artifacts/$t-" >"$log" 2>&1; then
         result=ok
