@@ -7,7 +7,7 @@ Usage: python3 scripts/memory-estimate-check.py [--binary .build/release/adapter
 For each config, the CLI is run twice on synthetic texts that tokenize to exactly `seq` tokens (special tokens
 included): once with `--memory-limit 1`, whose error message carries the estimate, and once for real, whose peak
 RSS is read from the kernel (`wait4` → ru_maxrss). Inference is `adapterdrop embed` (one batch of `batch`
-texts); training is `adapterdrop train` (2 steps of `batch` texts, then the dev evaluation of `batch` texts).
+texts: `--batch-size batch`); training is `adapterdrop train` (2 steps of `batch` texts, then the dev evaluation of `batch` texts).
 Prints one Markdown row per config: estimate, peak RSS, RSS / estimate. docs/reliability.md ("Resource bounds")
 records the figures.
 """
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--configs", default="inference:1x16,inference:8x128,inference:32x256,inference:64x512,"
                                          "training:8x64,training:16x128,training:32x256")
     ap.add_argument("--threads", default="2")
+    ap.add_argument("--no-embed-batch-size", dest="embed_batch_size", action="store_false",
+                    help="for binaries built before embed had --batch-size (then every text is one batch)")
     a = ap.parse_args()
     print("| Mode | batch × seq | estimate (weights + working buffers) | peak RSS | RSS / estimate | RSS − estimate |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -63,6 +65,8 @@ def main():
                     for t in texts(batch, seq):
                         f.write(json.dumps({"text": t}) + "\n")
                 cmd = [a.binary, "embed", "--model", a.model, "--input", path, "--threads", a.threads]
+                if a.embed_batch_size:  # embed runs --batch-size texts per pass (default 32) since Trial-3 D12
+                    cmd += ["--batch-size", str(batch)]
             else:
                 train, dev = (os.path.join(tmp, f"{s}-{batch}-{seq}.jsonl") for s in ("train", "dev"))
                 for path, n in ((train, 2 * batch), (dev, batch)):
