@@ -73,6 +73,10 @@ struct DemoCommand: ParsableCommand {
                 guard values.allSatisfy({ $0 != nil }) else {
                     throw ValidationError("--specialized: expected comma-separated integers or 'none', got \(specialized)")
                 }
+                var seen = Set<Int>()
+                if let twice = values.map({ $0! }).first(where: { !seen.insert($0).inserted }) {
+                    throw ValidationError("--specialized \(specialized): n = \(twice) is given twice")
+                }
                 s.specializedDrops = values.map { $0! }
             }
         }

@@ -99,6 +99,17 @@ struct TrainingRunOptions: ParsableArguments {
         return .none
     }
 
+    /// Refuses a `--drop` / `--robust-drop` that drops more layers than the model has (before training).
+    /// - Throws: `CLIError` naming the option, its value and the layer count.
+    func checkDropFits(layers: Int) throws {
+        if let drop, drop > layers {
+            throw CLIError("--drop \(drop): the model has \(layers) layers (n in 0...\(layers))")
+        }
+        if let robustDrop, let range = try? Self.parseRange(robustDrop), range.upperBound > layers {
+            throw CLIError("--robust-drop \(robustDrop): the model has \(layers) layers (LO...HI within 0...\(layers))")
+        }
+    }
+
     /// The n to evaluate with: the specialized n, else 0.
     var evaluationDrop: Int { drop ?? 0 }
 
@@ -214,6 +225,8 @@ func parseLabelList(_ text: String?, minimum: Int = 2) throws -> [String]? {
     guard let text else { return nil }
     let labels = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     if let empty = labels.firstIndex(of: "") { throw CLIError("--labels: label \(empty + 1) is empty") }
+    var seen = Set<String>()
+    if let twice = labels.first(where: { !seen.insert($0).inserted }) { throw CLIError("--labels: label \"\(twice)\" is given twice") }
     guard labels.count >= minimum else { throw CLIError("--labels: need at least \(minimum) labels, got \(labels.count)") }
     return labels
 }
@@ -392,7 +405,8 @@ struct Train: ParsableCommand {
         let pretrained = try model.pretrained()
         let kind = options.problemType.kind
         let data = try loadTrainingData(train: train, dev: dev, labels: labels, kind: kind)
-        try checkTrainingMemory(pretrained.encoder.config, batch: options.batchSize,
+        try options.checkDropFits(layers: pretrained.encoder.config.numHiddenLayers)
+        try checkTrainingMemory(pretrained.encoder.config, batch: min(options.batchSize, data.train.dataset.count),
                                 sequenceLength: min(options.maxLength, pretrained.maxLength), runtime: runtime)
         let hidden = pretrained.encoder.config.hiddenSize, layers = pretrained.encoder.config.numHiddenLayers
         let adapterConfig = try BottleneckConfig.preset(config, overrides: ["reduction_factor": .int(reductionFactor)])
@@ -465,7 +479,8 @@ struct Fuse: ParsableCommand {
         }
         let kind = options.problemType.kind
         let data = try loadTrainingData(train: train, dev: dev, labels: labels, kind: kind)
-        try checkTrainingMemory(encoder.config, batch: options.batchSize,
+        try options.checkDropFits(layers: encoder.config.numHiddenLayers)
+        try checkTrainingMemory(encoder.config, batch: min(options.batchSize, data.train.dataset.count),
                                 sequenceLength: min(options.maxLength, encoder.maximumSequenceLength), runtime: runtime)
         let hidden = encoder.config.hiddenSize
         let fusion = try AdapterFusion(adapters: members, config: .dynamicPreset, hiddenSize: hidden,
@@ -559,7 +574,7 @@ struct Eval: ParsableCommand {
         let (dataset, targets) = try TrainingTargets.load(contentsOf: data, kind: kind, labels: kind == .regression ? nil : labels)
         let trainer = try AdapterTrainer(encoder: adapterModel.encoder, adapter: trainedAdapter, head: head, options: AdapterTrainingOptions(),
                                          encode: trainingBatchEncoder(tokenizer, maxLength: min(maxLength, adapterModel.encoder.maximumSequenceLength)))
-        try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: batchSize,
+        try runtime.checkInferenceMemory(config: adapterModel.encoder.config, batch: min(batchSize, dataset.count),
                                          sequenceLength: min(maxLength, adapterModel.encoder.maximumSequenceLength))
         let metrics = try trainer.evaluate(on: dataset, targets: targets, skipLayers: skip, batchSize: batchSize, context: runtime.context())
         guard metrics.loss.isFinite else {

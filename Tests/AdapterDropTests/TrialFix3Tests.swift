@@ -440,3 +440,37 @@ import Testing
         #expect(TrialFixCLITests.oneErrorLine(r), "\(r.stderr)")
     }
 }
+
+/// Trial 3 L1, L2, L3, L6, L13: range syntax, duplicate --labels, drop beyond the layer count, the memory estimate
+/// uses min(batch size, examples), duplicate demo --specialized.
+@Test func trialFix3LowSeverityMessages() throws {
+    let root = try TrainCommandTests.workspace()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let p = { (name: String) in root.appendingPathComponent(name).path }
+    let ok = TrialFixCLITests.oneErrorLine
+    // L1: LO...HI parsed like LO..HI (minilm has 6 layers: 0...6 is out of range, and said so).
+    let dots = try TrainCommandTests.run(["bench", "drop", "--config", "minilm", "--drop", "0...6", "--threads", "1"])
+    #expect(dots.status != 0 && dots.stderr.contains("--drop: each value must be in 0..<6"), "\(dots.stderr)")
+    let reversed = try TrainCommandTests.run(["bench", "drop", "--config", "minilm", "--drop", "3..1", "--threads", "1"])
+    #expect(reversed.status != 0 && reversed.stderr.contains("--drop 3..1: LO must be ≤ HI"), "\(reversed.stderr)")
+    let train = ["train", "--model", p("model"), "--train", p("train.jsonl"), "--dev", p("dev.jsonl"), "--task", "t", "--epochs", "1",
+                 "--threads", "1", "--out", p("o")]
+    // L2
+    let labels = try TrainCommandTests.run(train + ["--labels", "neg,pos,neg"])
+    #expect(labels.status != 0 && labels.stderr.contains("--labels: label \"neg\" is given twice") && ok(labels), "\(labels.stderr)")
+    // L3 (tiny-bert has 2 layers)
+    let drop = try TrainCommandTests.run(train + ["--drop", "3"])
+    #expect(drop.status != 0 && drop.stderr.contains("--drop 3: the model has 2 layers (n in 0...2)") && ok(drop), "\(drop.stderr)")
+    let robust = try TrainCommandTests.run(train + ["--robust-drop", "0...99"])
+    #expect(robust.status != 0 && robust.stderr.contains("--robust-drop 0...99: the model has 2 layers") && ok(robust), "\(robust.stderr)")
+    // L6: --batch-size 10⁹ on 64 examples trains (the estimate uses 64).
+    let big = try TrainCommandTests.run(train + ["--batch-size", "1000000000", "--memory-limit", "1G"])
+    #expect(big.status == 0, "\(big.stderr)")
+    let eval = try TrainCommandTests.run(["eval", "--model", p("model"), "--adapter", p("o"), "--data", p("dev.jsonl"), "--batch-size", "1000000000",
+                                          "--memory-limit", "1G", "--threads", "1"])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    // L13
+    let demo = try TrainCommandTests.run(["demo", "--quick", "--model", p("model"), "--data", root.path, "--tasks", "none", "--results", p("r"),
+                                          "--specialized", "1,1", "--threads", "1", "--no-plots"])
+    #expect(demo.status != 0 && demo.stderr.contains("--specialized 1,1: n = 1 is given twice") && ok(demo), "\(demo.stderr)")
+}

@@ -23,7 +23,7 @@ struct DropBenchCommand: ParsableCommand {
     @OptionGroup var shape: BenchShapeOptions
     @Option(help: "Task counts, comma-separated (e.g. 1,2,4,8,16).")
     var tasks: String = "1,2,4,8"
-    @Option(help: "Dropped layers: a range LO..HI or a comma-separated list (e.g. 0..11 or 0,5).")
+    @Option(help: "Dropped layers: a range LO..HI (or LO...HI) or a comma-separated list (e.g. 0..11 or 0,5).")
     var drop: String = "0,5"
     @Option(help: "Sequences per batch.")
     var batch: Int = 1
@@ -38,10 +38,12 @@ struct DropBenchCommand: ParsableCommand {
 
     static func parseList(_ text: String, option: String) throws -> [Int] {
         let t = text.trimmingCharacters(in: .whitespaces)
-        if let r = t.range(of: "..") {
-            guard let lo = Int(t[..<r.lowerBound]), let hi = Int(t[r.upperBound...]), lo <= hi else {
-                throw ValidationError("\(option): expected LO..HI with LO <= HI, got \(text)")
+        if let r = t.range(of: "...") ?? t.range(of: "..") {  // LO...HI (as train --robust-drop) or LO..HI
+            guard let lo = Int(t[..<r.lowerBound].trimmingCharacters(in: .whitespaces)),
+                  let hi = Int(t[r.upperBound...].trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(option): expected LO..HI or LO...HI with integers, got \(text)")
             }
+            guard lo <= hi else { throw ValidationError("\(option) \(text): LO must be ≤ HI") }
             let (span, overflow) = hi.subtractingReportingOverflow(lo)
             guard !overflow, span < 4096 else { throw ValidationError("\(option) \(text): at most 4096 values") }
             return Array(lo...hi)
