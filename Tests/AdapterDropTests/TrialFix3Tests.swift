@@ -474,3 +474,20 @@ import Testing
                                           "--specialized", "1,1", "--threads", "1", "--no-plots"])
     #expect(demo.status != 0 && demo.stderr.contains("--specialized 1,1: n = 1 is given twice") && ok(demo), "\(demo.stderr)")
 }
+
+/// Trial 3 L19, L21: a regression label beyond fp32 says so (it said "must be a finite number" for 1e308); a
+/// multi-label example naming a label twice is refused.
+@Test func trialFix3LabelValues() throws {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("trialfix3-labels-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: root) }
+    let reg = root.appendingPathComponent("reg.jsonl").path, ml = root.appendingPathComponent("ml.jsonl").path
+    try "{\"text\": \"a\", \"label\": 1.5}\n{\"text\": \"b\", \"label\": 1e308}\n".write(toFile: reg, atomically: true, encoding: .utf8)
+    try "{\"text\": \"a\", \"label\": [\"x\"]}\n{\"text\": \"b\", \"label\": [\"tech\", \"tech\"]}\n".write(toFile: ml, atomically: true, encoding: .utf8)
+    #expect {
+        _ = try TrainingTargets.load(contentsOf: reg, kind: .regression, labels: nil)
+    } throws: { "\($0)".contains("reg.jsonl:2") && "\($0)".contains("within the fp32 range") && "\($0)".contains("1e+308") }
+    #expect {
+        _ = try TrainingTargets.load(contentsOf: ml, kind: .multiLabel, labels: nil)
+    } throws: { "\($0)".contains("ml.jsonl:2") && "\($0)".contains("distinct label names") && "\($0)".contains("\"tech\" twice") }
+}

@@ -42,8 +42,8 @@ extension TrainingTargets {
         }
         guard !records.isEmpty else { throw DatasetError.emptyFile(file: path) }
         if let labels, kind == .multiLabel { try TextClassificationDataset.validate(labels: labels, file: "<argument>") }
-        func fail(_ record: RawTextRecord, _ expected: String) -> DatasetError {
-            let found = record.labelValue.map { $0.string.map { "\"\($0)\"" } ?? $0.typeName } ?? "\"\(record.label)\""
+        func fail(_ record: RawTextRecord, _ expected: String, found given: String? = nil) -> DatasetError {
+            let found = given ?? record.labelValue.map { $0.string.map { "\"\($0)\"" } ?? $0.typeName } ?? "\"\(record.label)\""
             return .invalidFieldType(file: path, line: record.line, field: options.labelField, expected: expected, found: found)
         }
         func examples(_ names: [String]) -> TextClassificationDataset {
@@ -60,7 +60,11 @@ extension TrainingTargets {
                 if let v = record.labelValue { number = v.double } else {
                     number = Double(record.label.trimmingCharacters(in: .whitespaces))
                 }
-                guard let number, Float(number).isFinite else { throw fail(record, "a finite number") }
+                guard let number, number.isFinite else { throw fail(record, "a finite number") }
+                // Targets are fp32: 1e308 is finite but not representable.
+                guard Float(number).isFinite else {
+                    throw fail(record, "a number within the fp32 range (|x| ≤ 3.4e38)", found: "\(number)")
+                }
                 values.append(Float(number))
             }
             return (examples(["value"]), .values(values))
@@ -90,6 +94,7 @@ extension TrainingTargets {
                     guard let i = index[name] else {
                         throw DatasetError.unknownLabel(file: path, line: record.line, label: name, known: names)
                     }
+                    guard !row[i] else { throw fail(record, "distinct label names", found: "\"\(name)\" twice") }
                     row[i] = true
                 }
                 targets.append(row)
