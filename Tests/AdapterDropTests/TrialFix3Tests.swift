@@ -491,3 +491,10 @@ import Testing
         _ = try TrainingTargets.load(contentsOf: ml, kind: .multiLabel, labels: nil)
     } throws: { "\($0)".contains("ml.jsonl:2") && "\($0)".contains("distinct label names") && "\($0)".contains("\"tech\" twice") }
 }
+
+/// Trial 3 L11: `bench encoder --seq 513` names --seq with the bench encoder usage, not the top-level one.
+@Test func trialFix3BenchEncoderSeqUsage() throws {
+    let r = try TrainCommandTests.run(["bench", "encoder", "--config", "minilm", "--seq", "513", "--threads", "1"])
+    #expect(r.status != 0 && r.stderr.contains("--seq 513 exceeds the model's maximum 512"), "\(r.stderr)")
+    #expect(!r.stderr.contains("adapterdrop <subcommand>") && TrialFixCLITests.oneErrorLine(r), "\(r.stderr)")
+}

@@ -52,8 +52,11 @@ struct EncoderBenchCommand: ParsableCommand {
         guard (model == nil) != (config == nil) else {
             throw ValidationError("give exactly one of --model DIR or --config bert-base|minilm")
         }
-        if let config, EncoderBench.builtinConfig(config) == nil {
-            throw ValidationError("--config must be bert-base or minilm, got \(config)")
+        if let config {
+            guard let c = EncoderBench.builtinConfig(config) else { throw ValidationError("--config must be bert-base or minilm, got \(config)") }
+            guard seq <= c.maxPositionEmbeddings else {
+                throw ValidationError("--seq \(seq) exceeds the model's maximum \(c.maxPositionEmbeddings)")
+            }
         }
         guard batch >= 1, seq >= 1 else { throw ValidationError("--batch and --seq must be at least 1") }
         guard repetitions >= 1, warmup >= 0 else { throw ValidationError("--repetitions must be ≥ 1, --warmup ≥ 0") }
@@ -76,7 +79,8 @@ struct EncoderBenchCommand: ParsableCommand {
             weightsLabel = "random (seed \(seed), NOT a trained model)"
         }
         guard seq <= encoder.maximumSequenceLength else {
-            throw ValidationError("--seq \(seq) exceeds the model's maximum \(encoder.maximumSequenceLength)")
+            // A CLIError: a ValidationError thrown from run() prints the top-level usage instead of this command's.
+            throw CLIError("--seq \(seq) exceeds the model's maximum \(encoder.maximumSequenceLength)")
         }
         try runtime.checkInferenceMemory(config: encoder.config, batch: batch, sequenceLength: seq)
         let input = try EncoderBench.input(batch: batch, seq: seq, vocabSize: encoder.config.vocabSize)
@@ -87,7 +91,7 @@ struct EncoderBenchCommand: ParsableCommand {
         let forward = { last = try? encoder(input, context: context) }
         let seconds = InterleavedTimer.medians([.init(name: "encoder", run: forward)],
                                                repetitions: repetitions, warmup: warmup)[0]
-        guard let output = last else { throw ValidationError("the encoder rejected the input") }
+        guard let output = last else { throw CLIError("the encoder rejected the input") }
         let row = EncoderBenchRow(
             model: label, weights: weightsLabel, batch: batch, seq: seq, threads: runtime.threads,
             msPerBatch: seconds * 1e3, sequencesPerSecond: Double(batch) / seconds,
