@@ -39,8 +39,11 @@ import Testing
         return try AdapterTrainer(encoder: encoder, adapter: adapter, head: head, options: options, encode: Self.encode)
     }
 
-    /// Loss of the last epoch well below the first (mean over 8 steps, factor 0.5) and dev accuracy from
-    /// chance to ≥ 0.9 with and without robust AdapterDrop; the trained adapter saves and reloads.
+    /// Training loss of the last epoch below the first (mean over 8 steps, factor 0.75: it is measured with dropout
+    /// on, and single batches of this 32-wide model spike to 0.5–0.8 depending on the masks — seeds 3…7 give 0.35,
+    /// 0.11, 0.09, 0.06, 0.02 with `AdapterCore.dropout`'s stream), the dev loss (dropout off) below a tenth of its
+    /// start, and dev accuracy from chance to ≥ 0.9 with and without robust AdapterDrop; the trained adapter saves
+    /// and reloads.
     @Test(arguments: [AdapterDropPolicy.none, .robust(droppedLayers: 0...1)])
     func lossDecreasesAndAccuracyRises(_ policy: AdapterDropPolicy) throws {
         let train = Self.syntheticTask(count: 64, seed: 5), dev = Self.syntheticTask(count: 32, seed: 6)
@@ -52,7 +55,8 @@ import Testing
         let first = result.losses.prefix(8).reduce(0, +) / 8, last = result.losses.suffix(8).reduce(0, +) / 8
         print("trainer \(policy): loss first epoch \(first) last epoch \(last); dev \(before.summary) → \(after.summary); drops \(result.droppedLayers.prefix(12))")
         #expect(result.losses.count == 120)
-        #expect(last < 0.5 * first)
+        #expect(last < 0.75 * first)
+        #expect(after.loss < 0.1 * before.loss)
         #expect(try #require(before.accuracy) <= 0.75)
         #expect(try #require(after.accuracy) >= 0.9 && #require(after.macroF1) >= 0.9)
         if policy != .none { #expect(Set(result.droppedLayers) == [0, 1]) }

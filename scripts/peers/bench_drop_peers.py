@@ -5,7 +5,7 @@ Manual step, never CI; run it on an idle machine (2 cores shared with anything e
 
     swift build -c release --product adapterdrop
     /work/venv/bin/python scripts/peers/bench_drop_peers.py [--tasks 8] [--drop 0,5] [--threads 1,2] \
-        [--rounds 3] [--reps 3] [--prepack] [--json results/peers/drop_peers.json]
+        [--rounds 3] [--reps 3] [--prepack] [--clock wall|cpu] [--json results/peers/drop_peers.json]
 
 What it measures (the issue's "Performance acceptance" setting): BERT-base shapes with random weights, N seq_bn
 adapters (reduction factor 16) each with a 2-label classification head, run as Parallel(task0, ..., taskN-1), batch 1,
@@ -15,6 +15,9 @@ seq 128, with AdapterDrop skip_layers = [0, ..., n-1] for each n in --drop.
   timed forward passes.
 - Ours: `adapterdrop bench drop --tasks N --drop D --threads t --repetitions R` as a subprocess per round (its own
   seeded random weights: the speed of either side does not depend on the values); its per-row median.
+Clock: --clock wall (default; use on an idle machine) or --clock cpu: at 1 thread the CPU time of the timing thread
+on both sides (PyTorch: time.thread_time; ours: ADAPTERDROP_BENCH_CLOCK=thread), which leaves out the waiting a
+loaded machine adds (at more threads cpu falls back to wall clock).
 Rounds alternate which side runs first. Reported: medians over rounds, ours/PyTorch time ratio (the issue's bar:
 <= 0.85 at 1 thread, both for n = 0 and n = 5), and each side's speed-up from dropping layers.
 Inputs: ids[0, s] = 101 for s == 0, else 1000 + (s*31) % (vocab - 1000) (as `bench encoder`), mask all ones.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -56,7 +60,7 @@ def torch_model(tasks: int) -> BertAdapterModel:
     return model.eval()
 
 
-def time_torch(model: BertAdapterModel, tasks: int, dropped: int, threads: int, reps: int) -> list[float]:
+def time_torch(model: BertAdapterModel, tasks: int, dropped: int, threads: int, reps: int, cpu: bool = False) -> list[float]:
     torch.set_num_threads(threads)
     names = [f"task{t}" for t in range(tasks)]
     setup = Parallel(*names) if tasks > 1 else names[0]
@@ -64,22 +68,27 @@ def time_torch(model: BertAdapterModel, tasks: int, dropped: int, threads: int, 
     ids = make_ids(SEQ, model.config.vocab_size)
     mask = torch.ones_like(ids)
     out = []
+    clock = time.thread_time if cpu and threads == 1 else time.perf_counter
     with torch.inference_mode():
         model(input_ids=ids, attention_mask=mask)  # warm-up
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0 = clock()
             model(input_ids=ids, attention_mask=mask)
-            out.append(time.perf_counter() - t0)
+            out.append(clock() - t0)
     return out
 
 
-def time_ours(binary: Path, tasks: int, drops: list[int], threads: int, reps: int, prepack: bool) -> dict[int, float]:
+def time_ours(binary: Path, tasks: int, drops: list[int], threads: int, reps: int, prepack: bool,
+              cpu: bool = False) -> dict[int, float]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = Path(f.name)
     cmd = [str(binary), "bench", "drop", "--config", "bert-base", "--tasks", str(tasks), "--drop",
            ",".join(map(str, drops)), "--batch", "1", "--seq", str(SEQ), "--threads", str(threads),
            "--repetitions", str(reps), "--json", str(path)] + (["--prepack"] if prepack else [])
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if cpu and threads == 1:
+        env["ADAPTERDROP_BENCH_CLOCK"] = "thread"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     rows = json.loads(path.read_text())
     path.unlink()
     return {r["dropped_layers"]: r["ms"] / 1e3 for r in rows}
@@ -94,6 +103,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--prepack", action="store_true", help="pass --prepack to ours")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall (default, idle machine) or cpu: the timing thread's CPU time at 1 thread on both sides")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     drops = [int(d) for d in args.drop.split(",")]
@@ -108,15 +119,17 @@ def main() -> None:
             order = ["ours", "torch"] if r % 2 == 0 else ["torch", "ours"]
             for side in order:
                 if side == "ours":
-                    for d, t in time_ours(args.binary, args.tasks, drops, threads, args.reps, args.prepack).items():
+                    for d, t in time_ours(args.binary, args.tasks, drops, threads, args.reps, args.prepack,
+                                          args.clock == "cpu").items():
                         ours[d].append(t)
                 else:
                     for d in drops:
-                        theirs[d] += time_torch(model, args.tasks, d, threads, args.reps)
+                        theirs[d] += time_torch(model, args.tasks, d, threads, args.reps, args.clock == "cpu")
         for d in drops:
             o, p = statistics.median(ours[d]), statistics.median(theirs[d])
             row = {"tasks": args.tasks, "dropped_layers": d, "threads": threads, "ours_ms": o * 1e3, "pytorch_ms": p * 1e3,
-                   "ours_vs_pytorch_time": o / p, "prepack": args.prepack}
+                   "ours_vs_pytorch_time": o / p, "prepack": args.prepack,
+                   "clock": "thread-cpu" if args.clock == "cpu" and threads == 1 else "wall"}
             results.append(row)
             print(f"tasks {args.tasks} dropped {d:2d} threads {threads}: ours {o * 1e3:8.1f} ms  PyTorch {p * 1e3:8.1f} ms  "
                   f"ours/PyTorch {o / p:.2f}")

@@ -4,7 +4,7 @@
 Manual step, never CI. Issue #5 "Performance acceptance", training rows:
 
     /work/venv/bin/python scripts/peers/bench_training_step.py [--rounds 2] [--threads 1,2] [--drops 0,...,11]
-                                                               [--no-ours] [--no-torch] [--json FILE]
+                                                               [--no-ours] [--no-torch] [--xctest BUNDLE] [--json FILE]
 
 Setup on both sides: BERT-base shapes (hidden 768, 12 layers, 12 heads, intermediate 3072), random weights,
 one seq_bn adapter (reduction 16, adapters' default init) + a 2-class classification head, batch 8 x seq 128
@@ -92,11 +92,13 @@ def torch_times(threads: list[int], drops: list[int], steps: int, cpu_clock: boo
     return out
 
 
-def ours_times(threads: list[int], drops: list[int], steps: int, cpu_clock: bool, pack: bool = True) -> dict[tuple[int, int], float]:
+def ours_times(threads: list[int], drops: list[int], steps: int, cpu_clock: bool, pack: bool = True,
+               xctest: Path | None = None) -> dict[tuple[int, int], float]:
     env = dict(os.environ, BENCH_PACK="1" if pack else "0", BENCH_CLOCK="cpu" if cpu_clock else "wall", ADAPTERDROP_TRAIN_STEP_BENCH="1", BENCH_THREADS=",".join(map(str, threads)),
                BENCH_DROPS=",".join(map(str, drops)), BENCH_ROUNDS="1", BENCH_STEPS=str(steps))
-    run = subprocess.run(["swift", "test", "-c", "release", "--filter", "TrainingStepBenchmarkTests"],
-                         cwd=ROOT, env=env, capture_output=True, text=True)
+    cmd = ([str(xctest), "--testing-library", "swift-testing"] if xctest else ["swift", "test", "-c", "release"]) \
+        + ["--filter", "TrainingStepBenchmarkTests"]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     out: dict[tuple[int, int], float] = {}
     for line in run.stdout.splitlines():
         if "TRAINSTEP " in line:
@@ -117,6 +119,8 @@ def main() -> None:
     ap.add_argument("--no-ours", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-pack", action="store_true", help="ours without PackedTrainingWeights (packs on every GEMM)")
+    ap.add_argument("--xctest", type=Path, help="run this prebuilt release test bundle (e.g. "
+                    ".build/release/adapterdrop-swiftPackageTests.xctest) instead of `swift test -c release`")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="cpu (default): at 1 thread the timing thread's CPU time on both sides; wall: wall clock")
@@ -130,7 +134,8 @@ def main() -> None:
             if (who == "ours" and args.no_ours) or (who == "torch" and args.no_torch):
                 continue
             cpu = args.clock == "cpu"
-            got = ours_times(threads, drops, args.steps, cpu, not args.no_pack) if who == "ours" else torch_times(threads, drops, args.steps, cpu)
+            got = ours_times(threads, drops, args.steps, cpu, not args.no_pack, args.xctest) if who == "ours" \
+                else torch_times(threads, drops, args.steps, cpu)
             for k, v in got.items():
                 samples[who].setdefault(k, []).append(v)
             print(f"round {r + 1}/{args.rounds} {who}: " + ", ".join(f"t{t} n{n} {v:.0f} ms" for (t, n), v in sorted(got.items())),

@@ -77,9 +77,9 @@ extension BertEncoder {
     /// h₂      = act(x₁·Wiᵀ + bi)·Wo₂ᵀ + bo₂;    h̃₂ = h₂ ⊙ M₂
     /// x₂      = module(h̃₂, x₁) ?? LN₂(h̃₂ + x₁)
     /// ```
-    /// Masks are drawn from `rng` in the order M_attn, M₁, M₂, each only when its rate is non-zero (a
-    /// trainable module may draw in between). With `dropout == .off` and no module the result equals the
-    /// inference `layer(_:_:mask:…)` up to rounding.
+    /// Masks come from `AdapterCore.dropout` (one 64-bit key drawn from `rng` per mask) in the order M_attn,
+    /// M₁, M₂, each only when its rate is non-zero (a trainable module may draw in between). With
+    /// `dropout == .off` and no module the result equals the inference `layer(_:_:mask:…)` up to rounding.
     /// - Parameters:
     ///   - x: the layer input `[batch·seq, hidden]`.
     ///   - mask: additive key mask `[batch, seq]` (`additiveMask(for:)`).
@@ -106,9 +106,9 @@ extension BertEncoder {
         var attentionMask: Tensor? = nil
         var dropped = p
         if dropout.attentionProbabilities > 0 {
-            let m = Tensor.dropoutMask(shape: p.shape, rate: dropout.attentionProbabilities, using: &rng)
-            dropped = multiply(p, m, context: context)
-            attentionMask = m
+            let r = AdapterCore.dropout(p, rate: dropout.attentionProbabilities, using: &rng, context: context)
+            dropped = r.output
+            attentionMask = r.mask
         }
         var attended = trainingScratch([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])  // beta 0: never read
         matmul(dropped, v, into: &attended, context: context)
@@ -117,9 +117,9 @@ extension BertEncoder {
                                context: context).output
         var mask1: Tensor? = nil
         if dropout.hidden > 0 {
-            let m = Tensor.dropoutMask(shape: h1.shape, rate: dropout.hidden, using: &rng)
-            h1 = multiply(h1, m, context: context)
-            mask1 = m
+            let r = AdapterCore.dropout(h1, rate: dropout.hidden, using: &rng, context: context)
+            h1 = r.output
+            mask1 = r.mask
         }
         let (x1, sub1) = trainingResidualNorm(l, .attentionOutput, h1, x, batch: batch, seq: seq, trainable: trainable,
                                               dropout: dropout, rng: &rng, save: saveForBackward, context: context)
@@ -128,9 +128,9 @@ extension BertEncoder {
         var h2 = forwardLinear(inner.output, w.outputWeight, pw?.output, w.outputBias, context: context).output
         var mask2: Tensor? = nil
         if dropout.hidden > 0 {
-            let m = Tensor.dropoutMask(shape: h2.shape, rate: dropout.hidden, using: &rng)
-            h2 = multiply(h2, m, context: context)
-            mask2 = m
+            let r = AdapterCore.dropout(h2, rate: dropout.hidden, using: &rng, context: context)
+            h2 = r.output
+            mask2 = r.mask
         }
         // x1 has k·rows rows when a module replicated the batch at the attention location (Parallel).
         let (x2, sub2) = trainingResidualNorm(l, .output, h2, x1, batch: x1.shape[0] / seq, seq: seq, trainable: trainable,
@@ -235,6 +235,23 @@ extension BertEncoder {
                                       layerNormGradients: inout LayerNormGradients?,
                                       packedWeights: PackedTrainingWeights? = nil,
                                       context: ComputeContext) -> Tensor {
+        trainingLayerBackward(state, outputGradient: outputGradient, trainable: trainable,
+                              layerNormGradients: &layerNormGradients, packedWeights: packedWeights,
+                              needsInputGradient: true, context: context)!
+    }
+
+    /// `trainingLayerBackward`, optionally without dL/dx: with `needsInputGradient == false` (the lowest layer
+    /// of a backward pass whose caller wants parameter gradients only) it stops as soon as every parameter
+    /// gradient of the layer is accumulated and returns nil —
+    /// - right after the output location when the attention location ran the plain `LN(h + a)` and no LayerNorm
+    ///   gradients are asked for (seq_bn: the adapter sits after the FFN, so neither the FFN nor the attention
+    ///   is back-propagated; autograd in the reference skips them the same way, nothing below requires grad);
+    /// - otherwise after the attention location (its module or LayerNorm), skipping the attention core.
+    func trainingLayerBackward(_ state: LayerTrainingState, outputGradient: Tensor,
+                               trainable: (any TrainableSublayer)?,
+                               layerNormGradients: inout LayerNormGradients?,
+                               packedWeights: PackedTrainingWeights?, needsInputGradient: Bool,
+                               context: ComputeContext) -> Tensor? {
         let l = state.layer, w = layerWeights(l), pw = packedWeights?.layers[l]
         let batch = state.batch, seq = state.sequenceLength, rows = batch * seq
         let heads = config.numAttentionHeads, headSize = config.headSize, hidden = config.hiddenSize
@@ -245,7 +262,8 @@ extension BertEncoder {
         // Output location and FFN.
         var (dh2, dx1) = residualNormBackward(l, .output, outputGradient, state.outputSublayer, trainable: trainable,
                                               layerNormGradients: &layerNormGradients, context: context)
-        if let m = state.outputDropoutMask { dh2 = multiply(dh2, m, context: context) }
+        if !needsInputGradient, layerNormGradients == nil, case .layerNorm = state.attentionSublayer { return nil }
+        if let m = state.outputDropoutMask { applyDropoutMask(m, to: &dh2, context: context) }
         var dInner = trainingScratch(state.preactivation.shape)  // beta 0 below: never read
         inputGradient(dh2, w.outputWeight, pw?.output, into: &dInner, beta: 0, context: context)
         let dPre = activationBackward(dInner, preactivation: state.preactivation, activation: config.hiddenActivation,
@@ -255,7 +273,8 @@ extension BertEncoder {
         // Attention location.
         var (dh1, dx) = residualNormBackward(l, .attentionOutput, dx1, state.attentionSublayer, trainable: trainable,
                                              layerNormGradients: &layerNormGradients, context: context)
-        if let m = state.attentionOutputDropoutMask { dh1 = multiply(dh1, m, context: context) }
+        if !needsInputGradient { return nil }
+        if let m = state.attentionOutputDropoutMask { applyDropoutMask(m, to: &dh1, context: context) }
         var dMerged = trainingScratch([rows, hidden])  // beta 0 below: never read
         inputGradient(dh1, w.attentionOutputWeight, pw?.attentionOutput, into: &dMerged, beta: 0, context: context)
         let dContext = dMerged.reshaped([batch, seq, heads, headSize]).permuted([0, 2, 1, 3])
@@ -266,7 +285,7 @@ extension BertEncoder {
         var dDropped = trainingScratch(dropped.shape)
         var dv = tokenMajor()
         matmulBackward(dContext, a: dropped, b: state.value, aGradient: &dDropped, bGradient: &dv, context: context)
-        if let m = state.attentionDropoutMask { dDropped = multiply(dDropped, m, context: context) }
+        if let m = state.attentionDropoutMask { applyDropoutMask(m, to: &dDropped, context: context) }
         let dScores = softmaxBackward(dDropped, output: state.probabilities, scale: 1 / Float(headSize).squareRoot(),
                                       context: context)
         var dq = tokenMajor(), dk = tokenMajor()

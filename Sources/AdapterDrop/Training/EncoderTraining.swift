@@ -46,7 +46,7 @@ extension BertEncoder {
                                 context: ComputeContext) throws -> EncoderTrainingTape {
         var x = try embed(input, context: context)
         if dropout.hidden > 0 {
-            x = multiply(x, Tensor.dropoutMask(shape: x.shape, rate: dropout.hidden, using: &rng), context: context)
+            x = AdapterCore.dropout(x, rate: dropout.hidden, using: &rng, context: context).output
         }
         return trainingForward(embeddings: x, mask: additiveMask(for: input), batch: input.batchSize,
                                seq: input.sequenceLength, trainable: trainable,
@@ -102,32 +102,55 @@ extension BertEncoder {
     ///   - layerNormGradients: nil, or one entry per layer (`numHiddenLayers`); entries of layers
     ///     `lowestTrainedLayer…L−1` accumulate their LayerNorm parameter gradients.
     /// - Returns: dL/d(input of layer `lowestTrainedLayer`) `[batch·seq, hidden]` (the output gradient itself
-    ///   when no layer was trained).
+    ///   when no layer was trained). A caller that only wants the parameter gradients should call
+    ///   `accumulateTrainingGradients` instead, which skips the part of the lowest layer below its trainable
+    ///   parameters.
     public func trainingBackward(_ tape: EncoderTrainingTape, outputGradient: Tensor,
                                  trainable: (any TrainableSublayer)?,
                                  layerNormGradients: inout [LayerNormGradients]?,
                                  packedWeights: PackedTrainingWeights? = nil,
                                  context: ComputeContext) -> Tensor {
-        if var all = layerNormGradients {
-            require(all.count == config.numHiddenLayers,
-                         "trainingBackward: \(all.count) LayerNorm gradient entries for \(config.numHiddenLayers) layers")
+        backward(tape, outputGradient: outputGradient, trainable: trainable, layerNormGradients: &layerNormGradients,
+                 packedWeights: packedWeights, needsInputGradient: true, context: context)!
+    }
+
+    /// The backward pass for parameter gradients only: what `trainingBackward` accumulates (module parameter
+    /// gradients inside `trainable`, LayerNorm gradients into `layerNormGradients`), without dL/d(input of the
+    /// lowest trained layer). In that layer it stops as soon as nothing below can receive a gradient: for a
+    /// module only at the output location (seq_bn) right after it — the layer's FFN and attention are not
+    /// back-propagated, as autograd skips them in the reference (nothing below requires grad); with a module or
+    /// LayerNorm gradients at the attention location, after that location (the attention core is skipped).
+    /// Gradients are bitwise those of `trainingBackward`.
+    /// - Parameters: as `trainingBackward`.
+    public func accumulateTrainingGradients(_ tape: EncoderTrainingTape, outputGradient: Tensor,
+                                            trainable: (any TrainableSublayer)?,
+                                            layerNormGradients: inout [LayerNormGradients]?,
+                                            packedWeights: PackedTrainingWeights? = nil,
+                                            context: ComputeContext) {
+        _ = backward(tape, outputGradient: outputGradient, trainable: trainable,
+                     layerNormGradients: &layerNormGradients, packedWeights: packedWeights,
+                     needsInputGradient: false, context: context)
+    }
+
+    private func backward(_ tape: EncoderTrainingTape, outputGradient: Tensor, trainable: (any TrainableSublayer)?,
+                          layerNormGradients: inout [LayerNormGradients]?, packedWeights: PackedTrainingWeights?,
+                          needsInputGradient: Bool, context: ComputeContext) -> Tensor? {
+        var all = layerNormGradients
+        if let entries = all {
+            require(entries.count == config.numHiddenLayers,
+                    "trainingBackward: \(entries.count) LayerNorm gradient entries for \(config.numHiddenLayers) layers")
             layerNormGradients = nil  // keep the entries uniquely owned while accumulating
-            var g = outputGradient
-            for state in tape.layers.reversed() {
-                var entry: LayerNormGradients? = all[state.layer]
-                g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &entry,
-                                          packedWeights: packedWeights, context: context)
-                all[state.layer] = entry!
-            }
-            layerNormGradients = all
-            return g
         }
-        var g = outputGradient
-        var none: LayerNormGradients? = nil
-        for state in tape.layers.reversed() {
-            g = trainingLayerBackward(state, outputGradient: g, trainable: trainable, layerNormGradients: &none,
-                                      packedWeights: packedWeights, context: context)
+        var g: Tensor? = outputGradient
+        for (i, state) in tape.layers.enumerated().reversed() {
+            // Only the lowest saved layer may stop early; every layer above must pass dL/dx down.
+            let needsInput = needsInputGradient || i > 0
+            var entry: LayerNormGradients? = all?[state.layer]
+            g = trainingLayerBackward(state, outputGradient: g!, trainable: trainable, layerNormGradients: &entry,
+                                      packedWeights: packedWeights, needsInputGradient: needsInput, context: context)
+            if let entry { all![state.layer] = entry }
         }
+        layerNormGradients = all
         return g
     }
 }

@@ -504,8 +504,8 @@ public final class AdapterTrainer {
             } else {
                 g = Tensor(concatenating: outputGradients)
             }
-            _ = encoder.trainingBackward(tape, outputGradient: g, trainable: module, layerNormGradients: &noLayerNorms,
-                                         packedWeights: packedWeights, context: context)
+            encoder.accumulateTrainingGradients(tape, outputGradient: g, trainable: module, layerNormGradients: &noLayerNorms,
+                                                packedWeights: packedWeights, context: context)
             return (sum, nil)
         }
         for branch in headModules.indices {
@@ -516,8 +516,9 @@ public final class AdapterTrainer {
             switch head(branch, on: tape.output, output: tape.output) {
             case .failure(let fault): return (sum, fault)
             case .success(let dOut):
-                _ = encoder.trainingBackward(tape, outputGradient: dOut, trainable: module, layerNormGradients: &noLayerNorms,
-                                             packedWeights: packedWeights, context: context)
+                encoder.accumulateTrainingGradients(tape, outputGradient: dOut, trainable: module,
+                                                    layerNormGradients: &noLayerNorms, packedWeights: packedWeights,
+                                                    context: context)
             }
         }
         return (sum, nil)

@@ -42,6 +42,20 @@ struct InterleavedTimer {
         let run: () -> Void
     }
 
+    /// Seconds on the clock the timings use: wall clock, or with `ADAPTERDROP_BENCH_CLOCK=thread` the calling
+    /// thread's CPU time (meaningful at `--threads 1`, where all work runs on that thread: the time without the
+    /// waiting a shared machine adds — for comparisons with a peer timed the same way).
+    static let threadCPUClock = ProcessInfo.processInfo.environment["ADAPTERDROP_BENCH_CLOCK"] == "thread"
+
+    static func now() -> Double {
+        if threadCPUClock {
+            var ts = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+            return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
+    }
+
     /// Runs `warmup` untimed rounds, then `repetitions` timed rounds, and returns each variant's median
     /// seconds per call, in the order given.
     static func medians(_ variants: [Variant], repetitions: Int, warmup: Int = 2) -> [Double] {
@@ -49,9 +63,9 @@ struct InterleavedTimer {
         var samples = Array(repeating: [Double](), count: variants.count)
         for _ in 0..<repetitions {
             for (i, v) in variants.enumerated() {
-                let start = DispatchTime.now().uptimeNanoseconds
+                let start = now()
                 v.run()
-                samples[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+                samples[i].append(now() - start)
             }
         }
         return samples.map { s in
