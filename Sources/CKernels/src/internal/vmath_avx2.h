@@ -130,26 +130,5 @@ CK_VM256 __m256 ck_v8_exp_nonpos(__m256 x) {
 #define CKVM_ZEROM(m, v) _mm256_and_ps((m), (v))
 #define CKVM_XORSIGN(v, s) _mm256_xor_ps((v), _mm256_and_ps((s), _mm256_set1_ps(-0.0f)))
 #include "internal/vmath_simd.h"
-#undef CKVM_T
-#undef CKVM_M
-#undef CKVM_DEF
-#undef CKVM_
-#undef CKVM_SET1
-#undef CKVM_ZERO
-#undef CKVM_ADD
-#undef CKVM_SUB
-#undef CKVM_MUL
-#undef CKVM_DIV
-#undef CKVM_MAX
-#undef CKVM_MIN
-#undef CKVM_FMA
-#undef CKVM_FMS
-#undef CKVM_FNMA
-#undef CKVM_CMP
-#undef CKVM_BLEND
-#undef CKVM_ALL
-#undef CKVM_NOTALL
-#undef CKVM_ZEROM
-#undef CKVM_XORSIGN
 
 #endif /* CK_INTERNAL_VMATH_AVX2_H */

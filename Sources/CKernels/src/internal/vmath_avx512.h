@@ -134,26 +134,5 @@ CK_VM512 __m512 ck_v16_exp_nonpos(__m512 x) {
     _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v),                                        \
                                          _mm512_and_si512(_mm512_castps_si512(s), _mm512_set1_epi32((int)0x80000000u))))
 #include "internal/vmath_simd.h"
-#undef CKVM_T
-#undef CKVM_M
-#undef CKVM_DEF
-#undef CKVM_
-#undef CKVM_SET1
-#undef CKVM_ZERO
-#undef CKVM_ADD
-#undef CKVM_SUB
-#undef CKVM_MUL
-#undef CKVM_DIV
-#undef CKVM_MAX
-#undef CKVM_MIN
-#undef CKVM_FMA
-#undef CKVM_FMS
-#undef CKVM_FNMA
-#undef CKVM_CMP
-#undef CKVM_BLEND
-#undef CKVM_ALL
-#undef CKVM_NOTALL
-#undef CKVM_ZEROM
-#undef CKVM_XORSIGN
 
 #endif /* CK_INTERNAL_VMATH_AVX512_H */

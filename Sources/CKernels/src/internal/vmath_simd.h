@@ -5,7 +5,7 @@
  * (abs, copysign, clamp, exp; AVX-512 also exp_nonpos). Same operations in the same order on both ISAs, so
  * the two instantiations are lane-for-lane the code the two files held before (bitwise identical results).
  *
- * Vocabulary (defined by the including header, #undef'd after): CKVM_T (vector), CKVM_M (compare mask),
+ * Vocabulary (defined by the including header, #undef'd at the end of this file): CKVM_T (vector), CKVM_M (compare mask),
  * CKVM_DEF (static inline + target attribute), CKVM_(name) (ck_v16_name / ck_v8_name), CKVM_SET1, CKVM_ZERO(),
  * CKVM_ADD/SUB/MUL/DIV/MAX/MIN, CKVM_FMA(a,b,c) = a*b+c, CKVM_FMS(a,b,c) = a*b-c, CKVM_FNMA(a,b,c) = c-a*b,
  * CKVM_CMP(a, b, pred) -> mask, CKVM_BLEND(m, a, b) (m ? b : a per lane), CKVM_ALL(m) / CKVM_NOTALL(m)
@@ -286,3 +286,26 @@ CKVM_DEF CKVM_T CKVM_(act_grad_mul)(CKVM_T x, CKVM_T dy, ck_act act, float act_p
     default: return dy;
     }
 }
+
+/* The vocabulary ends with this instantiation (the next ISA header defines its own). */
+#undef CKVM_T
+#undef CKVM_M
+#undef CKVM_DEF
+#undef CKVM_
+#undef CKVM_SET1
+#undef CKVM_ZERO
+#undef CKVM_ADD
+#undef CKVM_SUB
+#undef CKVM_MUL
+#undef CKVM_DIV
+#undef CKVM_MAX
+#undef CKVM_MIN
+#undef CKVM_FMA
+#undef CKVM_FMS
+#undef CKVM_FNMA
+#undef CKVM_CMP
+#undef CKVM_BLEND
+#undef CKVM_ALL
+#undef CKVM_NOTALL
+#undef CKVM_ZEROM
+#undef CKVM_XORSIGN
