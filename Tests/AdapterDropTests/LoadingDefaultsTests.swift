@@ -15,6 +15,16 @@ import TestSupport
         return folder
     }
 
+    /// A copy of the tiny-bert fixture (2 layers) whose config.json says `num_hidden_layers: value`.
+    static func tinyBert(numHiddenLayers value: String) throws -> URL {
+        let folder = try copyFolder(fixtureURL("tiny-bert"))
+        let configURL = folder.appendingPathComponent("config.json")
+        let text = try String(contentsOf: configURL, encoding: .utf8)
+            .replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": \(value)")
+        try text.write(to: configURL, atomically: true, encoding: .utf8)
+        return folder
+    }
+
     /// Rewrites `file` with one value of `tensor` replaced by `value` (every other tensor as stored, as F32).
     static func poison(_ file: URL, tensor: String, with value: Float) throws {
         let original = try SafetensorsFile(url: file)
@@ -28,12 +38,8 @@ import TestSupport
     }
 
     @Test func configWithMoreLayersThanTheCheckpointIsRejectedAtOnce() throws {
-        let folder = try Self.copyFolder(fixtureURL("tiny-bert"))
+        let folder = try Self.tinyBert(numHiddenLayers: "1000000000000")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let configURL = folder.appendingPathComponent("config.json")
-        let text = try String(contentsOf: configURL, encoding: .utf8)
-            .replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 1000000000000")
-        try text.write(to: configURL, atomically: true, encoding: .utf8)
         let start = Date()
         let source = folder.appendingPathComponent("model.safetensors").path
         #expect(throws: WeightLoadingError.missingLayers(source: source, configLayers: 1_000_000_000_000, checkpointLayers: 2)) {
@@ -45,12 +51,8 @@ import TestSupport
     }
 
     @Test func fewerLayersThanTheCheckpointStillLoad() throws {
-        let folder = try Self.copyFolder(fixtureURL("tiny-bert"))
+        let folder = try Self.tinyBert(numHiddenLayers: "1")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let configURL = folder.appendingPathComponent("config.json")
-        let text = try String(contentsOf: configURL, encoding: .utf8)
-            .replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 1")
-        try text.write(to: configURL, atomically: true, encoding: .utf8)
         #expect(try BertEncoder(modelFolder: folder).config.numHiddenLayers == 1)
     }
 
