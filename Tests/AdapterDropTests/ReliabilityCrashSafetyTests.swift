@@ -26,6 +26,20 @@ private func temporaryFiles(in folder: URL) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix(".") && $0.hasSuffix(".tmp") }
 }
 
+/// Forks a child that saves version 1, 0, 1, … with `save` until it is killed (no test machinery runs in the child,
+/// only the writers; a failed save exits with status 3). Returns the child's pid, or a value ≤ 0 if `fork` failed.
+private func forkAlternatingSaver(_ save: (Int) throws -> Void) -> pid_t {
+    let pid = fork()
+    if pid == 0 {
+        var v = 1
+        while true {
+            do { try save(v) } catch { _exit(3) }
+            v ^= 1
+        }
+    }
+    return pid
+}
+
 /// The two versions the child alternates between.
 private struct SaveVersions {
     let writers: [SafetensorsWriter]     // big file: 2 versions (4 MiB of f32 each, so kills land mid-write)
@@ -78,15 +92,7 @@ struct ReliabilityCrashSafetyTests {
         var lastState = files.map { checksum(folder.appendingPathComponent($0)) }
         var maxOrphans = 0
         for round in 0..<100 {
-            let pid = fork()
-            if pid == 0 {
-                // Child: save version 1, 0, 1, … until killed. No test machinery here, only the writers.
-                var v = 1
-                while true {
-                    do { try versions.save(v, folder: folder) } catch { _exit(3) }
-                    v ^= 1
-                }
-            }
+            let pid = forkAlternatingSaver { try versions.save($0, folder: folder) }
             #expect(pid > 0, "fork failed: errno \(errno)")
             guard pid > 0 else { return }
             // Kill somewhere within the first ~3 save cycles (at least 50 µs in).
@@ -205,14 +211,7 @@ struct ReliabilityMultiFolderCrashTests {
         var mixed = 0, changes = 0, leftovers = 0, parentMissing = 0
         var last = known[1]
         for round in 0..<rounds {
-            let pid = fork()
-            if pid == 0 {
-                var v = 1
-                while true {
-                    do { try versions.save(v, folder: folder) } catch { _exit(3) }
-                    v ^= 1
-                }
-            }
+            let pid = forkAlternatingSaver { try versions.save($0, folder: folder) }
             #expect(pid > 0, "fork failed: errno \(errno)")
             guard pid > 0 else { return }
             usleep(UInt32((50e-6 + Double(rng.next() % 1000) / 1000 * 3 * cycle) * 1e6))
